@@ -1,0 +1,141 @@
+"""Typed configuration of the models: the only source of model hyper-parameters.
+
+Defaults are the paper's numbers (Ehsanian & Spyropoulos, Sec. III and V-A). Fields marked
+"recipe" are our additions that make the LSTMs learn on real data (docs/recipe.md); the
+paper-faithful configuration is `DDNNConfig.paper()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal, Self, TypeVar
+
+OutputMode = Literal["direct", "residual"]
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or unknown."""
+
+
+def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
+    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**converted)
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """Eq. 3: c1*(y-d)^2 when under-provisioned (y <= d), c2*(y-d) when over-provisioned."""
+
+    c1: float = 50.0
+    c2: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.c1 <= 0 or self.c2 <= 0:
+            raise ConfigError(f"CostConfig: c1 and c2 must be > 0, got c1={self.c1}, c2={self.c2}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class DDNNConfig:
+    """Shapes and options of the DDNN and of the LSTM baselines built from the same stack."""
+
+    n_steps: int = 144  # N: one day of 10-minute samples
+    n_vnfs: int = 16  # K: a 4x4 block of Milan grid cells
+    edge_hidden: int = 1  # the edge LSTM has a single hidden unit, so z is (N x 1)
+    cloud_hidden: tuple[int, ...] = (256, 128)  # the two cloud LSTMs
+    head_hidden: tuple[int, ...] = (128, 64, 32)  # the cloud's ReLU FC stack before the linear exit
+    mc_dropout: float = 0.4  # confidence offloading: dropout on z for the J passes
+    mc_passes: int = 10  # J
+    # recipe: "residual" predicts last observed value + a learned correction (scaled by the
+    # window's spread when window_norm is on); the cloud then also receives the last K values.
+    output_mode: OutputMode = "residual"
+    # recipe: standardise each window per VNF before the edge LSTM (reversible instance
+    # normalisation); the window's mean and std (2K floats) travel with z to the cloud.
+    window_norm: bool = False
+    # recipe: standardise the single-channel z at the cloud's input (BatchNorm, no extra traffic);
+    # without it the cloud sees a signal that varies by ~0.05 and learns a constant.
+    z_norm: bool = True
+    # recipe: the cloud's FC stack also sees the context that crosses the network with z.
+    cloud_sees_context: bool = True
+
+    def __post_init__(self) -> None:
+        checks = {
+            "n_steps": self.n_steps >= 2,
+            "n_vnfs": self.n_vnfs >= 1,
+            "edge_hidden": self.edge_hidden >= 1,
+            "cloud_hidden": len(self.cloud_hidden) >= 1 and min(self.cloud_hidden) >= 1,
+            "head_hidden": all(h >= 1 for h in self.head_hidden),
+            "mc_dropout": 0.0 < self.mc_dropout < 1.0,
+            "mc_passes": self.mc_passes >= 2,
+            "output_mode": self.output_mode in ("direct", "residual"),
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"DDNNConfig: invalid value for {bad}: {self}")
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> DDNNConfig:
+        """The configuration exactly as the paper describes it (no recipe options)."""
+        base = cls(output_mode="direct", window_norm=False, z_norm=False, cloud_sees_context=False)
+        return replace(base, **overrides)
+
+    @property
+    def context_size(self) -> int:
+        """Floats that travel with z to the cloud (per sample), besides the N floats of z."""
+        size = 0
+        if self.output_mode == "residual":
+            size += self.n_vnfs  # last observed value per VNF
+        if self.window_norm:
+            size += 2 * self.n_vnfs  # window mean and std per VNF
+        return size
+
+    @property
+    def uplink_floats(self) -> int:
+        """Floats sent edge -> cloud per sample: z (N x edge_hidden) plus the context."""
+        return self.n_steps * self.edge_hidden + self.context_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class OffloaderConfig:
+    """The ML offloader: 3 FC layers on the raw (scaled) input window (sizes are our choice)."""
+
+    n_steps: int = 144
+    n_vnfs: int = 16
+    hidden: tuple[int, ...] = (128, 32)  # two hidden layers + the output layer = 3 FC layers
+    kind: Literal["classifier", "cost_aware"] = "classifier"
+    # classifier: the C_T its labels were made with; cost_aware: the default C_T of decisions.
+    transmission_cost: float = 0.0
+    threshold: float = 0.5  # classifier: local iff P(local) >= threshold
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("classifier", "cost_aware"):
+            raise ConfigError(f"OffloaderConfig: unknown kind {self.kind!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"OffloaderConfig: threshold must be in (0, 1), got {self.threshold}")
+        if self.transmission_cost < 0:
+            raise ConfigError("OffloaderConfig: transmission_cost must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return _from_dict(cls, data)

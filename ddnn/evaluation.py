@@ -1,0 +1,120 @@
+"""Evaluation maths of Sec. V: Eq. 9, trade-off curves, their comparison, and Table II's latency.
+
+A trade-off curve is an (P, 2) array of (share resolved locally, mean cost per sample), sorted by
+share. Every curve includes the two ends, (0, mean C_R) and (1, mean C_L), which any policy
+reaches at the extremes of its knob.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+GRID = np.linspace(0.0, 1.0, 101)
+
+
+def total_cost(local: np.ndarray, cost_local: np.ndarray, cost_remote: np.ndarray) -> float:
+    """Eq. 9: sum over samples of C_L where the sample exited locally, else C_R."""
+    return float(np.where(local, cost_local, cost_remote).sum())
+
+
+def mean_cost(local: np.ndarray, cost_local: np.ndarray, cost_remote: np.ndarray) -> float:
+    """Eq. 9 divided by the number of samples (the unit of summary.json)."""
+    return total_cost(local, cost_local, cost_remote) / max(len(cost_local), 1)
+
+
+def _with_ends(points: np.ndarray, cost_local: np.ndarray, cost_remote: np.ndarray) -> np.ndarray:
+    ends = np.array([[0.0, cost_remote.mean()], [1.0, cost_local.mean()]])
+    merged = np.vstack([points.reshape(-1, 2), ends])
+    order = np.lexsort((merged[:, 1], merged[:, 0]))
+    return merged[order]
+
+
+def curve_from_masks(
+    masks: Iterable[np.ndarray], cost_local: np.ndarray, cost_remote: np.ndarray
+) -> np.ndarray:
+    """A policy's curve from its local masks over a sweep of its knob."""
+    points = np.array([[m.mean(), mean_cost(m, cost_local, cost_remote)] for m in masks])
+    return _with_ends(points, cost_local, cost_remote)
+
+
+def oracle_curve(
+    cost_local: np.ndarray, cost_remote: np.ndarray, grid: np.ndarray = GRID
+) -> np.ndarray:
+    """The lower bound: at share s, keep local the s*M samples the cloud would help least.
+
+    Sweeping C_T over all values makes the oracle keep local exactly the samples with the smallest
+    benefit C_L - C_R, so the exact curve is a cumulative sum over sorted benefits.
+    """
+    benefit = np.sort(cost_local - cost_remote)
+    cum = np.concatenate([[0.0], np.cumsum(benefit)])  # extra cost of m local samples
+    m = np.round(grid * len(benefit)).astype(int)
+    return np.column_stack([m / len(benefit), (cost_remote.sum() + cum[m]) / len(benefit)])
+
+
+def random_curve(
+    cost_local: np.ndarray, cost_remote: np.ndarray, grid: np.ndarray = GRID
+) -> np.ndarray:
+    """The expected cost of the random policy: a straight line between the two ends."""
+    return np.column_stack([grid, grid * cost_local.mean() + (1 - grid) * cost_remote.mean()])
+
+
+def interpolate(curve: np.ndarray, grid: np.ndarray = GRID) -> np.ndarray:
+    """Cost on a common share grid (piecewise linear; duplicate shares keep their lowest cost)."""
+    shares, first = np.unique(curve[:, 0], return_index=True)
+    lowest = np.minimum.reduceat(curve[:, 1], first) if len(curve) else curve[:, 1]
+    return np.interp(grid, shares, lowest)
+
+
+def share_local_at(curve: np.ndarray, reference: float) -> float:
+    """Largest share resolved locally whose cost is still <= reference (0.0 if none is)."""
+    grid = np.linspace(0.0, 1.0, 1001)
+    ok = interpolate(curve, grid) <= reference + 1e-12
+    return float(grid[ok].max()) if ok.any() else 0.0
+
+
+def gap_closed(curve: np.ndarray, oracle: np.ndarray, random: np.ndarray) -> float:
+    """Share of the area between the random and oracle curves that a policy closes.
+
+    1 = as good as the oracle, 0 = no better than random, negative = worse than random.
+    """
+    area = lambda c: float(np.trapezoid(interpolate(c), GRID))  # noqa: E731
+    room = area(random) - area(oracle)
+    return (area(random) - area(curve)) / room if room > 1e-12 else 0.0
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """Table II: mean time per sample (ms) as a function of the share resolved locally.
+
+    T(s) = t_decision + s * t_local + (1 - s) * (rtt + t_remote), as in the paper, where t_local
+    is the edge forward pass (edge LSTM + local exit) and t_remote the forward pass that produces
+    the remote exit (edge LSTM + cloud half).
+    """
+
+    t_decision_ms: float
+    t_local_ms: float
+    t_remote_ms: float
+    rtt_ms: float = 42.46
+
+    def per_sample(self, share_local: float) -> float:
+        s = share_local
+        return self.t_decision_ms + s * self.t_local_ms + (1 - s) * (self.rtt_ms + self.t_remote_ms)
+
+    def centralized(self, t_model_ms: float) -> float:
+        return self.rtt_ms + t_model_ms
+
+
+def median_ms(fn: Callable[[], object], repeats: int = 50, warmup: int = 5) -> float:
+    """Median wall time of fn() in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))

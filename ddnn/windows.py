@@ -1,0 +1,213 @@
+"""From a demand series to model samples: per-VNF scaling, chronological split, N x K windows.
+
+Rules (documented in the README):
+- the timeline is cut into contiguous train/validation/test segments (default 70/15/15);
+  a window and its target lie entirely inside one segment, so no window straddles two splits;
+- the per-VNF min-max scaler is fitted on the training segment only (NaN ignored);
+- a window whose inputs or target touch a missing sample (NaN) is dropped, never zero-filled;
+- with more cells than K (C = G x K), the G groups of K consecutive cells share one model:
+  their windows are stacked (weight sharing); the first group is the one the model serves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+
+from ddnn.data import DemandSeries
+
+MINUTES_PER_DAY = 24 * 60
+
+
+class WindowError(ValueError):
+    """The series cannot be cut into windows as asked (too short, wrong K, bad fractions)."""
+
+
+@dataclass(frozen=True)
+class MinMaxScaler:
+    """Per-VNF min-max scaling to [0, 1] (on the training range), invertible."""
+
+    minimum: np.ndarray  # (K,)
+    maximum: np.ndarray  # (K,)
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> MinMaxScaler:
+        """Fit on (T, K) values, ignoring NaN; a constant VNF gets a unit range."""
+        if values.ndim != 2 or values.shape[0] == 0:
+            raise WindowError(
+                f"scaler: expected (T, K) values with T > 0, got shape {values.shape}"
+            )
+        if np.isnan(values).all(axis=0).any():
+            raise WindowError("scaler: a VNF has no valid sample in the training split")
+        low = np.nanmin(values, axis=0)
+        high = np.nanmax(values, axis=0)
+        high = np.where(high > low, high, low + 1.0)
+        return cls(minimum=low.astype(np.float64), maximum=high.astype(np.float64))
+
+    @property
+    def n_vnfs(self) -> int:
+        return int(self.minimum.shape[0])
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """Data units -> [0, 1] on the training range; the last axis is the VNF axis."""
+        self._check_last_axis(values)
+        return (values - self.minimum) / (self.maximum - self.minimum)
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        """[0, 1] -> data units (allocations map back the same way as demand)."""
+        self._check_last_axis(values)
+        return values * (self.maximum - self.minimum) + self.minimum
+
+    def subset(self, columns: slice) -> MinMaxScaler:
+        return MinMaxScaler(minimum=self.minimum[columns], maximum=self.maximum[columns])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"minimum": self.minimum.tolist(), "maximum": self.maximum.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        low = np.asarray(data["minimum"], dtype=np.float64)
+        high = np.asarray(data["maximum"], dtype=np.float64)
+        if low.shape != high.shape or low.ndim != 1 or np.any(high <= low):
+            raise WindowError("scaler: minimum/maximum must be equal-length vectors with max > min")
+        return cls(minimum=low, maximum=high)
+
+    def _check_last_axis(self, values: np.ndarray) -> None:
+        if values.shape[-1] != self.n_vnfs:
+            raise WindowError(
+                f"scaler: last axis has {values.shape[-1]} VNFs, the scaler was fitted on {self.n_vnfs}"
+            )
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    """Samples of one split: inputs (M, N, K) and next-slot targets (M, K), scaled, float32."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    target_index: np.ndarray  # (M,) row of the target in the series (for plots)
+    group: np.ndarray  # (M,) which group of K cells the sample comes from
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def of_group(self, group: int) -> WindowSet:
+        keep = self.group == group
+        return WindowSet(
+            self.inputs[keep], self.targets[keep], self.target_index[keep], self.group[keep]
+        )
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    train: float = 0.70
+    val: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self) -> None:
+        parts = (self.train, self.val, self.test)
+        if min(parts) <= 0 or abs(sum(parts) - 1.0) > 1e-6:
+            raise WindowError(f"split fractions must be > 0 and sum to 1, got {parts}")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Everything the training jobs need, in normalised units, plus how to map back."""
+
+    train: WindowSet
+    val: WindowSet
+    test: WindowSet
+    scaler: MinMaxScaler  # for the K cells the model serves (group 0)
+    n_steps: int
+    n_vnfs: int
+    interval_minutes: int
+    cell_ids: tuple[int, ...]  # the K served cells
+    source: str
+    fingerprint: str
+    n_groups: int = 1
+    gaps_dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def steps_per_day(self) -> int:
+        return MINUTES_PER_DAY // self.interval_minutes
+
+
+def split_bounds(n_rows: int, fractions: SplitFractions) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) row ranges of the train, validation and test segments."""
+    train_end = int(round(n_rows * fractions.train))
+    val_end = int(round(n_rows * (fractions.train + fractions.val)))
+    return [(0, train_end), (train_end, val_end), (val_end, n_rows)]
+
+
+def make_windows(scaled: np.ndarray, n_steps: int, start: int, stop: int) -> tuple[np.ndarray, ...]:
+    """Windows whose N inputs and target all lie in rows [start, stop) and hold no NaN.
+
+    scaled: (T, K). Returns inputs (M, N, K), targets (M, K), target rows (M,).
+    """
+    segment = scaled[start:stop]
+    n_windows = segment.shape[0] - n_steps
+    if n_windows <= 0:
+        empty = np.empty((0, n_steps, scaled.shape[1]), dtype=np.float32)
+        return empty, np.empty((0, scaled.shape[1]), np.float32), np.empty(0, np.int64)
+    views = np.lib.stride_tricks.sliding_window_view(segment, n_steps + 1, axis=0)  # (M, K, N+1)
+    views = views[:n_windows].transpose(0, 2, 1)  # (M, N+1, K)
+    valid = ~np.isnan(views).any(axis=(1, 2))
+    inputs = np.ascontiguousarray(views[valid, :n_steps], dtype=np.float32)
+    targets = np.ascontiguousarray(views[valid, n_steps], dtype=np.float32)
+    rows = np.arange(start + n_steps, stop, dtype=np.int64)[valid]
+    return inputs, targets, rows
+
+
+def _stack_groups(
+    scaled: np.ndarray, n_vnfs: int, n_steps: int, bounds: tuple[int, int]
+) -> WindowSet:
+    parts = []
+    for group in range(scaled.shape[1] // n_vnfs):
+        cols = scaled[:, group * n_vnfs : (group + 1) * n_vnfs]
+        inputs, targets, rows = make_windows(cols, n_steps, *bounds)
+        parts.append((inputs, targets, rows, np.full(len(rows), group, dtype=np.int64)))
+    return WindowSet(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+
+
+def prepare_dataset(
+    series: DemandSeries,
+    n_steps: int,
+    n_vnfs: int,
+    fractions: SplitFractions = SplitFractions(),
+) -> Dataset:
+    """Scale per VNF on train, cut the timeline, window each split (stacking groups of K cells)."""
+    n_rows, n_cells = series.values.shape
+    if n_cells < n_vnfs or n_cells % n_vnfs:
+        raise WindowError(
+            f"{series.source}: {n_cells} cells cannot form groups of K={n_vnfs}; "
+            f"select K cells (or a multiple of K) first"
+        )
+    bounds = split_bounds(n_rows, fractions)
+    shortest = min(stop - start for start, stop in bounds)
+    if shortest <= n_steps:
+        raise WindowError(
+            f"{series.source}: the shortest split has {shortest} rows, not enough for N={n_steps} "
+            f"inputs plus a target; use more data or a smaller N"
+        )
+    scaler_all = MinMaxScaler.fit(series.values[bounds[0][0] : bounds[0][1]])
+    scaled = scaler_all.transform(series.values)
+    train, val, test = (_stack_groups(scaled, n_vnfs, n_steps, b) for b in bounds)
+    for name, split in (("train", train), ("validation", val), ("test", test)):
+        if len(split) == 0:
+            raise WindowError(f"{series.source}: the {name} split has no window without gaps")
+    return Dataset(
+        train=train,
+        val=val,
+        test=test,
+        scaler=scaler_all.subset(slice(0, n_vnfs)),
+        n_steps=n_steps,
+        n_vnfs=n_vnfs,
+        interval_minutes=series.interval_minutes,
+        cell_ids=series.cell_ids[:n_vnfs],
+        source=series.source,
+        fingerprint=series.fingerprint(),
+        n_groups=n_cells // n_vnfs,
+        gaps_dropped={"missing_samples": int(np.isnan(series.values).sum())},
+    )
