@@ -31,12 +31,12 @@ def sample_cost(y: torch.Tensor, d: torch.Tensor, cost: CostConfig = DEFAULT_COS
 def slot_cost_np(y: np.ndarray, d: np.ndarray, cost: CostConfig = DEFAULT_COST) -> np.ndarray:
     """Element-wise Eq. 3 in numpy."""
     gap = np.asarray(y, dtype=np.float64) - np.asarray(d, dtype=np.float64)
-    return np.where(gap <= 0, cost.c1 * gap**2, cost.c2 * gap)
+    return np.asarray(np.where(gap <= 0, cost.c1 * gap**2, cost.c2 * gap))
 
 
 def sample_cost_np(y: np.ndarray, d: np.ndarray, cost: CostConfig = DEFAULT_COST) -> np.ndarray:
     """(M, K), (M, K) -> (M,): the per-sample cost summed over the K VNFs."""
-    return slot_cost_np(y, d, cost).sum(axis=-1)
+    return np.asarray(slot_cost_np(y, d, cost).sum(axis=-1))
 
 
 def best_offset(

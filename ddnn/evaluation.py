@@ -64,9 +64,10 @@ def random_curve(
 
 def interpolate(curve: np.ndarray, grid: np.ndarray = GRID) -> np.ndarray:
     """Cost on a common share grid (piecewise linear; duplicate shares keep their lowest cost)."""
-    shares, first = np.unique(curve[:, 0], return_index=True)
-    lowest = np.minimum.reduceat(curve[:, 1], first) if len(curve) else curve[:, 1]
-    return np.interp(grid, shares, lowest)
+    ordered = curve[np.argsort(curve[:, 0], kind="stable")]
+    shares, first = np.unique(ordered[:, 0], return_index=True)
+    lowest = np.minimum.reduceat(ordered[:, 1], first)
+    return np.asarray(np.interp(grid, shares, lowest), dtype=np.float64)
 
 
 def share_local_at(curve: np.ndarray, reference: float) -> float:
@@ -81,9 +82,12 @@ def gap_closed(curve: np.ndarray, oracle: np.ndarray, random: np.ndarray) -> flo
 
     1 = as good as the oracle, 0 = no better than random, negative = worse than random.
     """
-    area = lambda c: float(np.trapezoid(interpolate(c), GRID))  # noqa: E731
-    room = area(random) - area(oracle)
-    return (area(random) - area(curve)) / room if room > 1e-12 else 0.0
+    room = _area(random) - _area(oracle)
+    return (_area(random) - _area(curve)) / room if room > 1e-12 else 0.0
+
+
+def _area(curve: np.ndarray) -> float:
+    return float(np.trapezoid(interpolate(curve), GRID))
 
 
 @dataclass(frozen=True)

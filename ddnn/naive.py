@@ -36,7 +36,7 @@ class NaiveForecaster:
         return np.asarray(inputs[:, -self.lag, :], dtype=np.float64)
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
-        return self.base(inputs) + self.offsets
+        return np.asarray(self.base(inputs) + self.offsets)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "offsets": self.offsets.tolist(), "lag": self.lag}

@@ -22,12 +22,15 @@ class Offloader(nn.Module):
         self.config = config
         self.net = mlp([config.n_steps * config.n_vnfs, *config.hidden, 1])
         # cost_aware: the benefit is learned in standardised units; these map it back.
+        self.target_mean: torch.Tensor
+        self.target_std: torch.Tensor
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, K) -> (B,): a logit (classifier) or a standardised benefit (cost_aware)."""
-        return self.net(x.flatten(1)).squeeze(-1)
+        out: torch.Tensor = self.net(x.flatten(1)).squeeze(-1)
+        return out
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, K) -> (B,): P(local) for the classifier, predicted C_L - C_R for cost_aware."""
@@ -41,4 +44,4 @@ def local_labels(
     cost_local: np.ndarray, cost_remote: np.ndarray, transmission_cost: float
 ) -> np.ndarray:
     """The paper's classifier labels: 1 (local) iff C_T >= C_L - C_R, else 0 (remote)."""
-    return (transmission_cost >= cost_local - cost_remote).astype(np.float32)
+    return np.asarray(transmission_cost >= cost_local - cost_remote, dtype=np.float32)

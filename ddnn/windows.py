@@ -53,12 +53,12 @@ class MinMaxScaler:
     def transform(self, values: np.ndarray) -> np.ndarray:
         """Data units -> [0, 1] on the training range; the last axis is the VNF axis."""
         self._check_last_axis(values)
-        return (values - self.minimum) / (self.maximum - self.minimum)
+        return np.asarray((values - self.minimum) / (self.maximum - self.minimum))
 
     def inverse(self, values: np.ndarray) -> np.ndarray:
         """[0, 1] -> data units (allocations map back the same way as demand)."""
         self._check_last_axis(values)
-        return values * (self.maximum - self.minimum) + self.minimum
+        return np.asarray(values * (self.maximum - self.minimum) + self.minimum)
 
     def subset(self, columns: slice) -> MinMaxScaler:
         return MinMaxScaler(minimum=self.minimum[columns], maximum=self.maximum[columns])
