@@ -20,8 +20,18 @@ TINY_K = 4
 
 @pytest.fixture
 def tiny_config() -> DDNNConfig:
-    """Small N and K, small cloud: the same architecture at a size that trains in seconds."""
-    return DDNNConfig(n_steps=TINY_N, n_vnfs=TINY_K, cloud_hidden=(16, 8), head_hidden=(16, 8, 4))
+    """Small N and K, small cloud: the same architecture at a size that trains in seconds.
+
+    The exits start from random weights (not zero) so that untrained models already give
+    sample-dependent outputs and gradients, which the tests of policies and gradient flow need.
+    """
+    return DDNNConfig(
+        n_steps=TINY_N,
+        n_vnfs=TINY_K,
+        cloud_hidden=(16, 8),
+        head_hidden=(16, 8, 4),
+        zero_init_exit=False,
+    )
 
 
 @pytest.fixture
