@@ -1,0 +1,112 @@
+"""Bundles: tensors + JSON, written atomically, read back without unpickling code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ddnn.config import DDNNConfig
+from registry import DDNNBundle, OffloaderBundle, RegistryError
+from registry.bundle import CONFIG_FILE, WEIGHTS_FILE
+from tests.factories import random_windows
+from tests.registry.conftest import offloader_bundle_for
+
+pytestmark = pytest.mark.unit
+
+
+def windows(config: DDNNConfig) -> torch.Tensor:
+    inputs, _ = random_windows(5, config.n_steps, config.n_vnfs, seed=3)
+    return torch.from_numpy(inputs)
+
+
+class Boom:
+    """Not a tensor: torch.load(weights_only=True) must refuse to rebuild it."""
+
+
+def test_ddnn_round_trip_gives_identical_outputs(ddnn_bundle: DDNNBundle, tmp_path: Path) -> None:
+    ddnn_bundle.save(tmp_path / "ddnn")
+    loaded = DDNNBundle.load(tmp_path / "ddnn")
+    x = windows(ddnn_bundle.config)
+    before, after = ddnn_bundle.build()(x), loaded.build()(x)
+    assert torch.equal(before.y_remote, after.y_remote)
+    assert before.y_local is not None and after.y_local is not None
+    assert torch.equal(before.y_local, after.y_local)
+    assert loaded.config == ddnn_bundle.config and loaded.cost == ddnn_bundle.cost
+    assert loaded.metadata == ddnn_bundle.metadata
+    assert (loaded.scaler.maximum == ddnn_bundle.scaler.maximum).all()
+
+
+def test_offloader_round_trip_gives_identical_scores(
+    tmp_path: Path, tiny_config: DDNNConfig
+) -> None:
+    bundle = offloader_bundle_for(tiny_config, "7")
+    bundle.save(tmp_path / "off")
+    loaded = OffloaderBundle.load(tmp_path / "off")
+    x = windows(tiny_config)
+    before, after = bundle.build(), loaded.build()
+    for key in ("ml", "cost_aware"):
+        assert torch.equal(before[key].score(x), after[key].score(x))
+        assert not after[key].training
+    assert loaded.ddnn_version == "7" and loaded.transmission_cost == 0.05
+
+
+def test_build_is_strict_and_in_eval_mode(ddnn_bundle: DDNNBundle) -> None:
+    assert not ddnn_bundle.build().training
+    state = dict(ddnn_bundle.state_dict)
+    state.pop(next(iter(state)))
+    broken = DDNNBundle(ddnn_bundle.config, ddnn_bundle.cost, ddnn_bundle.scaler, state, {})
+    with pytest.raises(RegistryError, match="do not fit"):
+        broken.build()
+
+
+def test_load_refuses_pickled_objects(ddnn_bundle: DDNNBundle, tmp_path: Path) -> None:
+    ddnn_bundle.save(tmp_path / "ddnn")
+    torch.save({"weight": Boom()}, tmp_path / "ddnn" / WEIGHTS_FILE)
+    with pytest.raises(RegistryError, match="unsafe"):
+        DDNNBundle.load(tmp_path / "ddnn")
+
+
+def test_load_names_the_problem(ddnn_bundle: DDNNBundle, tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="not a model bundle"):
+        DDNNBundle.load(tmp_path)
+    ddnn_bundle.save(tmp_path / "ddnn")
+    with pytest.raises(RegistryError, match="expected a 'offloader' bundle"):
+        OffloaderBundle.load(tmp_path / "ddnn")
+    config = json.loads((tmp_path / "ddnn" / CONFIG_FILE).read_text())
+    config["config"]["n_steps"] = "many"
+    (tmp_path / "ddnn" / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(RegistryError, match="malformed"):
+        DDNNBundle.load(tmp_path / "ddnn")
+
+
+def test_offloader_bundle_needs_its_metadata(tiny_config: DDNNConfig) -> None:
+    bundle = offloader_bundle_for(tiny_config, "1")
+    with pytest.raises(RegistryError, match="confidence_eta"):
+        OffloaderBundle(bundle.networks, "1", {"transmission_cost": 0.1})
+    with pytest.raises(RegistryError, match="needs networks"):
+        OffloaderBundle({"ml": bundle.networks["ml"]}, "1", bundle.metadata)
+
+
+def test_save_replaces_a_bundle_and_leaves_no_staging_folder(
+    ddnn_bundle: DDNNBundle, tmp_path: Path
+) -> None:
+    ddnn_bundle.save(tmp_path / "ddnn")
+    ddnn_bundle.save(tmp_path / "ddnn")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddnn"]
+    assert sorted(p.name for p in (tmp_path / "ddnn").iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
+
+
+def test_metadata_must_be_plain_json(ddnn_bundle: DDNNBundle, tmp_path: Path) -> None:
+    bad = DDNNBundle(
+        ddnn_bundle.config,
+        ddnn_bundle.cost,
+        ddnn_bundle.scaler,
+        ddnn_bundle.state_dict,
+        {"x": Boom()},
+    )
+    with pytest.raises(RegistryError, match="plain JSON"):
+        bad.save(tmp_path / "ddnn")
+    assert not list(tmp_path.iterdir())

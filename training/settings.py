@@ -1,0 +1,217 @@
+"""The resolved configuration of a job and the data it trains on (windows on the device).
+
+Settings are resolved once by the CLI (profile -> JSON file -> flags); `prepare` loads the
+demand, selects the cells, cuts the windows, moves them to the device and fits the naive
+baselines, so every job of one run sees exactly the same samples.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Self
+
+import torch
+
+from ddnn.config import ConfigError, CostConfig, DDNNConfig
+from ddnn.cost import sample_cost_np
+from ddnn.data import DataError, DemandSeries, apply_gap_rule, load_demand, synthetic_demand
+from ddnn.naive import fit_naive_baselines
+from ddnn.windows import Dataset, WindowSet, prepare_dataset
+from training.config import TrainConfig
+from training.experiments import OffloaderTraining
+
+logger = logging.getLogger(__name__)
+
+SYNTHETIC = "synthetic"
+DEFAULT_EXPERIMENT = "ddnn-slicing"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which demand to load and how to select its cells."""
+
+    source: str = SYNTHETIC  # "synthetic" or a path (file or folder)
+    activity: str = "internet"
+    cells: tuple[int, ...] | None = None
+    top_k: int | None = None
+    interval_minutes: int | None = None  # resample to this; None keeps the data's interval
+    synthetic_interval: int = 60
+    synthetic_days: int = 56
+    synthetic_cells: int | None = None  # None: K cells
+    synthetic_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cells is not None and self.top_k is not None:
+            raise ConfigError("data: give --cells or --top-k, not both")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"data: unknown field(s) {unknown}; known: {sorted(known)}")
+        converted: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+        }
+        return cls(**converted)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One resolved configuration: profile defaults, then a JSON file, then CLI flags."""
+
+    profile: str
+    data: DataSpec
+    model: DDNNConfig
+    train: TrainConfig
+    cost: CostConfig
+    offloader: OffloaderTraining
+    weight_pairs: tuple[float, ...]
+    out: Path
+    device: str = "cpu"
+    experiment: str = DEFAULT_EXPERIMENT
+    tracking_uri: str | None = None
+    collapse_margin: float = 0.05  # the guard: at least 5 % below the best constant
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "data": self.data.to_dict(),
+            "model": self.model.to_dict(),
+            "train": self.train.to_dict(),
+            "cost": self.cost.to_dict(),
+            "offloader": self.offloader.to_dict(),
+            "weight_pairs": list(self.weight_pairs),
+            "device": self.device,
+            "collapse_margin": self.collapse_margin,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as tensors on the training device, plus the numpy targets for the costs."""
+
+    inputs: torch.Tensor  # (M, N, K)
+    targets: torch.Tensor  # (M, K)
+    windows: WindowSet
+
+
+@dataclass(frozen=True)
+class Prepared:
+    data: Dataset
+    train: Split
+    val: Split
+    test: Split
+    naive_val: dict[str, float]
+    naive_test: dict[str, float]
+
+    @property
+    def best_constant_val(self) -> float:
+        return self.naive_val["best_constant"]
+
+    def params(self) -> dict[str, Any]:
+        data = self.data
+        return {
+            "source": data.source,
+            "fingerprint": data.fingerprint,
+            "interval_minutes": data.interval_minutes,
+            "n_cells": len(data.cell_ids) * data.n_groups,
+            "cell_ids": list(data.cell_ids),
+            "n_groups": data.n_groups,
+            "train_samples": len(data.train),
+            "val_samples": len(data.val),
+            "test_samples": len(data.test),
+        }
+
+
+def load_series(spec: DataSpec, n_vnfs: int) -> DemandSeries:
+    """The demand of the spec, on its own (or the requested) interval, gaps left as NaN."""
+    if spec.source == SYNTHETIC:
+        series = synthetic_demand(
+            n_cells=spec.synthetic_cells or n_vnfs,
+            n_days=spec.synthetic_days,
+            interval_minutes=spec.interval_minutes or spec.synthetic_interval,
+            seed=spec.synthetic_seed,
+        )
+    else:
+        series = load_demand(spec.source, spec.activity)
+        if spec.interval_minutes and spec.interval_minutes != series.interval_minutes:
+            series = series.resample(spec.interval_minutes)
+    return apply_gap_rule(series, "drop")
+
+
+def select_cells(series: DemandSeries, spec: DataSpec, n_vnfs: int) -> tuple[DemandSeries, int]:
+    """Apply --cells / --top-k; without them keep all cells as groups of K (weight sharing)."""
+    if spec.cells is not None:
+        return series.select(cells=spec.cells), len(spec.cells)
+    if spec.top_k is not None:
+        return series.select(top_k=spec.top_k), spec.top_k
+    n_cells = len(series.cell_ids)
+    if n_cells < n_vnfs:
+        logger.warning("%s has %d cells: using K=%d", series.source, n_cells, n_cells)
+        return series, n_cells
+    if n_cells % n_vnfs:
+        raise DataError(
+            f"{series.source}: {n_cells} cells do not form groups of K={n_vnfs}; "
+            f"pass --top-k K or --cells ID,ID,..."
+        )
+    if n_cells > n_vnfs:
+        logger.info(
+            "%d cells form %d groups of K=%d sharing one model", n_cells, n_cells // n_vnfs, n_vnfs
+        )
+    return series, n_vnfs
+
+
+def prepare(settings: Settings) -> tuple[Prepared, Settings]:
+    """Load, select, window and move to the device; the naive baselines are fitted here too.
+
+    Returns the settings with the model's K fixed by the data.
+    """
+    series = load_series(settings.data, settings.model.n_vnfs)
+    series, n_vnfs = select_cells(series, settings.data, settings.model.n_vnfs)
+    data = prepare_dataset(series, n_steps=settings.model.n_steps, n_vnfs=n_vnfs)
+    settings = replace(settings, model=replace(settings.model, n_vnfs=n_vnfs))
+    device = torch.device(settings.device)
+    naive = fit_naive_baselines(
+        data.train.inputs, data.train.targets, data.steps_per_day, settings.cost
+    )
+    naive_costs = {
+        split: {
+            kind: float(sample_cost_np(f.predict(ws.inputs), ws.targets, settings.cost).mean())
+            for kind, f in naive.items()
+        }
+        for split, ws in (("val", data.val), ("test", data.test))
+    }
+    logger.info(
+        "data %s: K=%d N=%d interval=%d min, %d/%d/%d train/val/test windows",
+        data.source,
+        n_vnfs,
+        data.n_steps,
+        data.interval_minutes,
+        len(data.train),
+        len(data.val),
+        len(data.test),
+    )
+    train, val, test = (_split(ws, device) for ws in (data.train, data.val, data.test))
+    prepared = Prepared(
+        data, train, val, test, naive_val=naive_costs["val"], naive_test=naive_costs["test"]
+    )
+    return prepared, settings
+
+
+def _split(windows: WindowSet, device: torch.device) -> Split:
+    return Split(
+        inputs=torch.from_numpy(windows.inputs).to(device),
+        targets=torch.from_numpy(windows.targets).to(device),
+        windows=windows,
+    )
