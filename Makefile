@@ -41,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/service_latency.py
 
 clean:
-	rm -rf $(VENV) results mlflow.db mlartifacts .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) results mlflow.db mlruns mlartifacts .pytest_cache .ruff_cache .mypy_cache
