@@ -1,0 +1,677 @@
+"""Service latency and throughput benchmark (issue 5), through real HTTP on loopback.
+
+Run from the repository root (about 3 minutes on 2 cores):
+
+    .venv/bin/python bench/service_latency.py            # writes bench/results.md too
+
+What it does, all in one run:
+1. builds paper-size models (N=144, K=16; untrained, seeded: latency does not depend on the
+   weights), registers the DDNN + offloader pair in a temporary SQLite MLflow store, and saves
+   the same edge model as an MLflow pyfunc for the peer;
+2. starts `python -m service` (uvicorn) and `mlflow models serve --env-manager local` on free
+   loopback ports, one worker each, both with one torch thread;
+3. measures, with one keep-alive httpx client per target: p50/p99 latency of single requests
+   per policy and per exit taken; the same (1, K, N) request against the peer; batch throughput;
+   remote throughput at 64 concurrent clients with the paper's 42.46 ms RTT; and, in-process,
+   the ML offloading decision per sample;
+4. prints a markdown table with medians, p99 and ratios, and writes it to bench/results.md.
+
+Client and servers share the machine's cores, as they would on a small edge box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig  # noqa: E402
+from ddnn.model import DDNN  # noqa: E402
+from ddnn.offloader import Offloader  # noqa: E402
+from ddnn.policies import offloader_decision, uncertainty  # noqa: E402
+from ddnn.windows import MinMaxScaler  # noqa: E402
+
+log = logging.getLogger("bench")
+
+N, K = 144, 16
+RTT_MS = 42.46
+PEAK = 1000.0  # data units: demand in [0, PEAK]
+POLICIES = ("local", "ml", "cost_aware", "confidence", "random", "remote")
+WARM_ML = "ml, windows it keeps local, back to back"
+
+PEER_MODEL_CODE = '''
+"""The peer: the same edge model (local exit) as an MLflow pyfunc (models from code)."""
+import json
+
+import numpy as np
+import torch
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
+
+from ddnn.config import DDNNConfig
+from ddnn.model import EdgeModel
+
+
+class EdgeAllocator(PythonModel):
+    def load_context(self, context):
+        torch.set_num_threads(1)
+        meta = json.loads(open(context.artifacts["meta"]).read())
+        self.edge = EdgeModel(DDNNConfig.from_dict(meta["config"]))
+        self.edge.load_state_dict(torch.load(context.artifacts["weights"], weights_only=True))
+        self.edge.eval()
+        self.low = np.asarray(meta["minimum"], dtype=np.float32)
+        self.span = np.asarray(meta["maximum"], dtype=np.float32) - self.low
+
+    def predict(self, context, model_input, params=None):
+        x = np.asarray(model_input, dtype=np.float32)  # (B, K, N) data units
+        x = (x.transpose(0, 2, 1) - self.low) / self.span  # (B, N, K) scaled
+        with torch.inference_mode():
+            y = self.edge(torch.from_numpy(np.ascontiguousarray(x))).y_local.numpy()
+        return y * self.span + self.low  # (B, K) data units
+
+
+set_model(EdgeAllocator())
+'''
+
+
+# ---------------------------------------------------------------------------------------------
+# setup
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def demand_windows(count: int, seed: int = 0) -> np.ndarray:
+    """(count, K, N) daily-like demand in data units."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(N)[None, None, :] + rng.integers(0, 144, size=(count, 1, 1))
+    phase = rng.uniform(0, 2 * np.pi, size=(1, K, 1))
+    wave = 0.5 + 0.35 * np.sin(2 * np.pi * t / 144 + phase)
+    noisy = wave + 0.05 * rng.standard_normal((count, K, N))
+    return (np.clip(noisy, 0, 1) * PEAK).astype(np.float32)
+
+
+@dataclass
+class Models:
+    ddnn: DDNN
+    offloaders: dict[str, Offloader]
+    scaler: MinMaxScaler
+    eta: float
+
+
+def build_models() -> Models:
+    torch.manual_seed(0)
+    config = DDNNConfig(zero_init_exit=False)  # paper sizes; random exits give a policy mix
+    ddnn = DDNN(config).eval()
+    offloaders = {
+        "ml": Offloader(OffloaderConfig(N, K, transmission_cost=0.0)).eval(),
+        "cost_aware": Offloader(OffloaderConfig(N, K, kind="cost_aware")).eval(),
+    }
+    scaler = MinMaxScaler(minimum=np.zeros(K), maximum=np.full(K, PEAK))
+    x = torch.from_numpy(demand_windows(256, seed=1).transpose(0, 2, 1) / PEAK)
+    with torch.inference_mode():
+        eta = float(uncertainty(ddnn.edge, ddnn.edge(x)).median())  # about half local
+    return Models(ddnn, offloaders, scaler, eta)
+
+
+def register(models: Models, root: Path) -> str:
+    """Register the pair in a temporary SQLite store; return its tracking URI."""
+    from mlflow.tracking import MlflowClient
+
+    from registry import DDNNBundle, OffloaderBundle, register_ddnn, register_offloader, set_alias
+    from registry.client import DEFAULT_EXPERIMENT
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri).create_experiment(
+        DEFAULT_EXPERIMENT, artifact_location=(root / "artifacts").as_uri()
+    )
+    ddnn = DDNNBundle.from_model(
+        models.ddnn, cost=CostConfig(), scaler=models.scaler, metadata={"source": "bench"}
+    )
+    ddnn_ref = register_ddnn(ddnn, tracking_uri=uri)
+    offloader = OffloaderBundle.from_offloaders(
+        models.offloaders,
+        ddnn_version=ddnn_ref.version,
+        metadata={"transmission_cost": 0.0, "confidence_eta": models.eta},
+    )
+    offloader_ref = register_offloader(offloader, tracking_uri=uri)
+    set_alias(ddnn_ref.name, ddnn_ref.version, tracking_uri=uri)
+    set_alias(offloader_ref.name, offloader_ref.version, tracking_uri=uri)
+    return uri
+
+
+def save_peer(models: Models, root: Path) -> Path:
+    """The same edge model as an MLflow pyfunc (weights + JSON, ddnn shipped as code)."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    weights, meta, code = root / "edge.pt", root / "edge.json", root / "edge_pyfunc.py"
+    torch.save(models.ddnn.edge.state_dict(), weights)
+    meta.write_text(json.dumps({"config": models.ddnn.config.to_dict(), **models.scaler.to_dict()}))
+    code.write_text(textwrap.dedent(PEER_MODEL_CODE))
+    path = root / "peer-model"
+    sample = demand_windows(1)
+    mlflow.pyfunc.save_model(
+        path=str(path),
+        python_model=str(code),
+        artifacts={"weights": str(weights), "meta": str(meta)},
+        code_paths=[str(REPO / "ddnn")],
+        signature=infer_signature(sample, np.zeros((1, K), dtype=np.float32)),
+        pip_requirements=["torch", "numpy", f"mlflow=={mlflow.__version__}"],
+    )
+    return path
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DDNN_") and k != "PORT"}
+    venv_bin = str(Path(sys.executable).parent)
+    env.update(
+        PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONPATH=str(REPO),
+        MLFLOW_DISABLE_TELEMETRY="true",
+        OMP_NUM_THREADS="1",
+    )
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log_path: Path, ready_url: str) -> Iterator[None]:
+    """Start a process group, wait until ready_url answers 200, end the group afterwards."""
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, cwd=log_path.parent, stdout=out, stderr=out,
+                                start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{args[:4]} exited: {log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{ready_url} not ready: {log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=15)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+
+
+# ---------------------------------------------------------------------------------------------
+# a lean HTTP/1.1 keep-alive client: httpx costs ~0.5 ms (sync) to ~5 ms (async, 64 clients) of
+# CPU per request on this class of machine, which would measure the client, not the servers.
+
+
+def http_request(host: str, path: str, body: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            return int(line[15:])
+    raise RuntimeError(f"no content-length in {head[:200]!r}")
+
+
+class RawClient:
+    """Sequential requests on one keep-alive connection."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.file = self.sock.makefile("rb")
+
+    def send(self, request: bytes) -> tuple[int, bytes]:
+        self.sock.sendall(request)
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = self.file.readline()
+            if not line:
+                raise RuntimeError("connection closed")
+            head += line
+        return int(head[9:12]), self.file.read(_content_length(head))
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+async def raw_async(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    return int(head[9:12]), await reader.readexactly(_content_length(head))
+
+
+# ---------------------------------------------------------------------------------------------
+# measurements
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def timed_posts(
+    port: int, path: str, bodies: list[bytes], warmup: int = 20
+) -> tuple[list[float], list[dict[str, Any]]]:
+    """Sequential POSTs on one connection; client-side latency (ms) and parsed answers."""
+    client = RawClient(port)
+    requests = [http_request("127.0.0.1", path, body) for body in bodies]
+    try:
+        for request in requests[:warmup]:
+            client.send(request)
+        latencies, raw = [], []
+        for request in requests:
+            started = time.perf_counter()
+            status, answer = client.send(request)
+            latencies.append((time.perf_counter() - started) * 1e3)
+            if status != 200:
+                raise RuntimeError(f"{path}: HTTP {status}: {answer[:300]!r}")
+            raw.append(answer)
+    finally:
+        client.close()
+    return latencies, [json.loads(answer) for answer in raw]
+
+
+@dataclass
+class Row:
+    what: str
+    n: int
+    p50_ms: float
+    p99_ms: float
+    note: str = ""
+
+
+def measure_policies(
+    port: int, windows: np.ndarray, per_policy: int, ml_local: np.ndarray
+) -> tuple[list[Row], dict[str, float]]:
+    """Each policy on the same windows (rows per exit taken), plus ml on windows its classifier
+    keeps local: a stream without round trips in between, so nothing idles between requests."""
+    rows: list[Row] = []
+    decision_us: dict[str, float] = {}
+    runs = [(policy, policy, windows) for policy in POLICIES]
+    if len(ml_local):
+        runs.append(("ml", WARM_ML, ml_local))
+    for policy, label, chosen in runs:
+        count = per_policy if policy != "remote" else max(50, per_policy // 4)
+        bodies = [
+            json.dumps({"demand": chosen[i % len(chosen)].tolist(), "policy": policy}).encode()
+            for i in range(count)
+        ]
+        latencies, answers = timed_posts(port, "/v1/allocations", bodies)
+        decision_us[label] = statistics.median(a["latency_ms"]["decision"] for a in answers) * 1e3
+        by_exit: dict[str, list[float]] = defaultdict(list)
+        for latency, answer in zip(latencies, answers, strict=True):
+            by_exit[answer["exit"]].append(latency)
+        for exit_, values in sorted(by_exit.items()):
+            rows.append(
+                Row(f"{label} -> {exit_} exit", len(values), pct(values, 50), pct(values, 99))
+            )
+        log.info("policy %s done", label)
+    return rows, decision_us
+
+
+def kept_local_by_ml(models: Models, windows: np.ndarray) -> np.ndarray:
+    """The windows the (untrained) ML classifier resolves locally."""
+    x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1) / PEAK))
+    with torch.inference_mode():
+        local = offloader_decision(models.offloaders["ml"], x).local
+    return windows[local]
+
+
+def measure_peer(port: int, windows: np.ndarray, count: int) -> Row:
+    bodies = [
+        json.dumps({"inputs": [windows[i % len(windows)].tolist()]}).encode() for i in range(count)
+    ]
+    latencies, answers = timed_posts(port, "/invocations", bodies)
+    assert len(answers[0]["predictions"][0]) == K
+    return Row(
+        "mlflow models serve, same edge model", count, pct(latencies, 50), pct(latencies, 99)
+    )
+
+
+def parity(port: int, peer_port: int, window: np.ndarray) -> float:
+    """Max relative difference between our local exit and the peer's answer (same model)."""
+    ours = json.dumps({"demand": window.tolist(), "policy": "local"}).encode()
+    theirs = json.dumps({"inputs": [window.tolist()]}).encode()
+    a = np.asarray(timed_posts(port, "/v1/allocations", [ours], 0)[1][0]["allocation"])
+    b = np.asarray(timed_posts(peer_port, "/invocations", [theirs], 0)[1][0]["predictions"][0])
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)))
+
+
+@dataclass
+class BatchResult:
+    rate: float  # windows per second
+    ms: float  # median time of one batch request
+    share_local: float  # share of windows answered locally
+    share_decided_local: float  # share the policy sent local
+
+
+def measure_batch(
+    port: int, windows: np.ndarray, *, policy: str, cost: float | None, encoding: str, repeats: int
+) -> BatchResult:
+    """Windows per second through POST /v1/allocations/batch (median over repeats)."""
+    body: dict[str, Any] = {"policy": policy}
+    if cost is not None:
+        body["transmission_cost"] = cost
+    if encoding == "base64":
+        body["windows_base64"] = base64.b64encode(windows.astype("<f4").tobytes()).decode()
+    else:
+        body["windows"] = windows.tolist()
+    latencies, answers = timed_posts(
+        port, "/v1/allocations/batch", [json.dumps(body).encode()] * repeats, warmup=1
+    )
+    median = statistics.median(latencies)
+    answer = answers[-1]
+    decided = sum(r["decision"] == "local" for r in answer["results"]) / len(answer["results"])
+    return BatchResult(len(windows) / median * 1e3, median, answer["share_local"], decided)
+
+
+async def remote_load(
+    port: int, windows: np.ndarray, clients: int, seconds: float
+) -> dict[str, Any]:
+    """`clients` connections, each sending policy=remote requests back to back."""
+    requests = [
+        http_request(
+            "127.0.0.1",
+            "/v1/allocations",
+            json.dumps({"demand": windows[i % len(windows)].tolist(), "policy": "remote"}).encode(),
+        )
+        for i in range(clients)
+    ]
+    latencies: list[float] = []
+    answers: list[bytes] = []
+    errors = 0
+
+    async def worker(request: bytes, until: float, record: bool) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < until:
+                started = time.perf_counter()
+                status, answer = await raw_async(reader, writer, request)
+                if record:
+                    latencies.append((time.perf_counter() - started) * 1e3)
+                    answers.append(answer) if status == 200 else None
+                    errors += status != 200
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(r, time.perf_counter() + 2.0, False) for r in requests))
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(r, started + seconds, True) for r in requests))
+    elapsed = time.perf_counter() - started
+    parsed = [json.loads(a) for a in answers]
+    exits: dict[str, int] = defaultdict(int)
+    for answer in parsed:
+        exits[answer["exit"]] += 1
+    stage = {
+        k: statistics.median(a["latency_ms"][k] for a in parsed) for k in parsed[0]["latency_ms"]
+    }
+    return {
+        "rate": len(parsed) / elapsed,
+        "p50": pct(latencies, 50),
+        "p99": pct(latencies, 99),
+        "n": len(parsed),
+        "exits": dict(exits),
+        "errors": errors,
+        "stages": stage,
+    }
+
+
+def in_process_ml_decision_us(models: Models, windows: np.ndarray, batch: int) -> float:
+    """Median time per sample of offloader_decision(ml) on (batch, N, K), one thread."""
+    offloader = models.offloaders["ml"]
+    x = torch.from_numpy(np.ascontiguousarray(windows[:batch].transpose(0, 2, 1) / PEAK))
+    repeats = 2000 if batch == 1 else 50
+    with torch.inference_mode():
+        for _ in range(50):
+            offloader_decision(offloader, x)
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            offloader_decision(offloader, x)
+            samples.append(time.perf_counter() - started)
+    return statistics.median(samples) / batch * 1e6
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def report(results: dict[str, Any], command: str) -> str:
+    rows: list[Row] = results["rows"]
+    peer: Row = results["peer"]
+    local = next(r for r in rows if r.what == "local -> local exit")
+    remote, decision = results["remote"], results["decision_us"]
+    b64, ml, lists = results["batch_b64"], results["batch_ml"], results["batch_json"]
+    lines = [
+        "# Service latency benchmark",
+        "",
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{results['seconds']:.0f} s).",
+        "",
+        f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}), load average "
+        f"{results['load']:.1f} at the start (other work shares the cores), torch "
+        f"{torch.__version__}, Python {platform.python_version()}. Client and servers on the "
+        "same cores. Models at paper size (N=144, K=16), untrained and seeded; one uvicorn "
+        "worker (h11) and one torch thread per server; RTT simulated at 42.46 ms. Client: a "
+        "minimal keep-alive HTTP/1.1 client on raw sockets, the same for both servers.",
+        "",
+        "## Single requests of one (K=16, N=144) window, real HTTP on loopback",
+        "",
+        "| request | n | p50 ms | p99 ms | p50 vs mlflow models serve |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        ratio = peer.p50_ms / row.p50_ms
+        word = f"{ratio:.2f}x lower" if ratio >= 1 else f"{1 / ratio:.2f}x higher"
+        lines.append(f"| {row.what} | {row.n} | {row.p50_ms:.2f} | {row.p99_ms:.2f} | {word} |")
+    lines.append(f"| {peer.what} | {peer.n} | {peer.p50_ms:.2f} | {peer.p99_ms:.2f} | 1x |")
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in remote["stages"].items())
+    lines += [
+        "",
+        "Remote answers include the 42.46 ms simulated round trip, so they are slower than the "
+        "peer by design; the peer has no cloud exit to compare with.",
+        "",
+        "## Targets",
+        "",
+        "| measure | value | target | met |",
+        "| --- | ---: | ---: | :---: |",
+        _target(
+            "local decision p50, mlflow models serve p50 / ours",
+            peer.p50_ms / local.p50_ms,
+            "x",
+            3.0,
+            True,
+        ),
+        _target(
+            "ML offloading decision in-process, batch 1 (per sample)",
+            results["ml_us_1"],
+            "us",
+            50.0,
+            False,
+        ),
+        _target(
+            "ML offloading decision in-process, batch 1024 (per sample)",
+            results["ml_us_1024"],
+            "us",
+            50.0,
+            False,
+        ),
+        _target(
+            "ML decision inside the service (latency_ms.decision p50), back to back",
+            decision.get(WARM_ML, float("nan")),
+            "us",
+            50.0,
+            False,
+        ),
+        _target(
+            "ML decision inside the service (latency_ms.decision p50), mixed with remote",
+            decision["ml"],
+            "us",
+            50.0,
+            False,
+        ),
+        _target(
+            "batch endpoint, 1024 windows (base64), cost_aware all local",
+            b64.rate,
+            "/s",
+            20000.0,
+            True,
+        ),
+        _target(
+            "batch endpoint, 256 windows (JSON lists), cost_aware all local",
+            lists.rate,
+            "/s",
+            20000.0,
+            True,
+        ),
+        _target(
+            f"batch endpoint, 1024 windows (base64), ml: {1 - ml.share_decided_local:.0%} sent to the cloud",
+            ml.rate,
+            "/s",
+            20000.0,
+            True,
+        ),
+        _target(
+            "remote decisions at 64 concurrent clients, RTT 42.46 ms",
+            remote["rate"],
+            "/s",
+            1000.0,
+            True,
+        ),
+        "",
+        f"Batch requests take {b64.ms:.1f} ms (1024 base64), {lists.ms:.1f} ms (256 lists) and "
+        f"{ml.ms:.1f} ms (1024, ml; {ml.share_local:.0%} answered by the local exit, fallbacks included).",
+        f"Remote at 64 clients: {remote['n']} answers, p50 {remote['p50']:.1f} ms, p99 "
+        f"{remote['p99']:.1f} ms, exits {remote['exits']}, errors {remote['errors']}; server-side "
+        f"median stages (ms): {stages}.",
+        f"Our local exit and the peer's answer agree to {results['parity']:.1e} (relative).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _target(name: str, value: float, unit: str, target: float, higher: bool) -> str:
+    met = value >= target if higher else value <= target
+    bound = f"{'>=' if higher else '<='} {target:,.0f} {unit}".replace(" x", "x")
+    shown = f"{value:.2f}x" if unit == "x" else f"{value:,.1f} {unit}"
+    return f"| {name} | {shown} | {bound} | {'yes' if met else 'no'} |"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    models = build_models()
+    windows = demand_windows(1024, seed=2)
+    results: dict[str, Any] = {
+        "load": os.getloadavg()[0],
+        "ml_us_1": in_process_ml_decision_us(models, windows, 1),
+        "ml_us_1024": in_process_ml_decision_us(models, windows, 1024),
+    }
+    with tempfile.TemporaryDirectory(prefix="ddnn-bench-") as tmp:
+        root = Path(tmp)
+        uri = register(models, root)
+        peer_model = save_peer(models, root)
+        port, peer_port = free_port(), free_port()
+        service_env = child_env(
+            PORT=str(port),
+            DDNN_TRACKING_URI=uri,
+            DDNN_RTT_MS=str(RTT_MS),
+            DDNN_LOG_LEVEL="warning",
+            DDNN_ACCESS_LOG="false",
+            DDNN_TORCH_THREADS="1",
+        )
+        service = [sys.executable, "-m", "service"]
+        peer = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(peer_model),
+                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(peer_port), "-w", "1"]  # fmt: skip
+        log.info("starting the service and the peer")
+        with (
+            process(service, service_env, root / "service.log", f"http://127.0.0.1:{port}/readyz"),
+            process(peer, child_env(), root / "peer.log", f"http://127.0.0.1:{peer_port}/ping"),
+        ):
+            results["parity"] = parity(port, peer_port, windows[0])
+            ml_local = kept_local_by_ml(models, windows)
+            results["rows"], results["decision_us"] = measure_policies(
+                port, windows, args.requests, ml_local
+            )
+            results["peer"] = measure_peer(peer_port, windows, args.requests)
+            log.info("batch throughput")
+            batch = {"policy": "cost_aware", "cost": 1e9}  # every window decided, all local
+            results["batch_b64"] = measure_batch(
+                port, windows, **batch, encoding="base64", repeats=5
+            )
+            results["batch_json"] = measure_batch(
+                port, windows[:256], **batch, encoding="json", repeats=3
+            )
+            results["batch_ml"] = measure_batch(
+                port, windows, policy="ml", cost=None, encoding="base64", repeats=3
+            )
+            log.info("remote throughput at 64 clients")
+            results["remote"] = asyncio.run(remote_load(port, windows, 64, args.seconds))
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="single requests per policy")
+    parser.add_argument("--seconds", type=float, default=10.0, help="64-client remote load window")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.md")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    command = "python bench/service_latency.py" + "".join(f" {a}" for a in sys.argv[1:])
+    text = report(run(args), command)
+    sys.stdout.write(text + "\n")
+    args.out.write_text(text + "\n")
+    log.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""POST /v1/allocations and /v1/allocations/batch: validate, call service.allocation, encode.
+
+The hot path avoids FastAPI machinery that costs more than the model: both handlers read their
+body themselves (pydantic's Rust JSON parser, several times faster than FastAPI's json.loads on
+thousands of floats; the OpenAPI document still shows the request schemas), take the runtime
+from the app state instead of through dependency injection (about 0.13 ms per request), and
+return plain dicts rendered once, never re-validated.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from service.allocation import (
+    BatchTooLarge,
+    InvalidDemand,
+    decode_demand,
+    decode_windows,
+    encode_batch,
+    encode_single,
+)
+from service.deps import (
+    RawJSONResponse,
+    json_body_schema,
+    parse_body,
+    ready_pair,
+    runtime_of,
+    too_large,
+    unprocessable,
+)
+from service.schemas import (
+    AllocationRequest,
+    AllocationResponse,
+    BatchAllocationRequest,
+    BatchAllocationResponse,
+    ErrorResponse,
+)
+
+router = APIRouter(prefix="/v1/allocations", tags=["allocations"])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    413: {"model": ErrorResponse, "description": "Body or batch over the limit."},
+    422: {
+        "model": ErrorResponse,
+        "description": "Wrong shape, K/N mismatch, NaN/inf, negative demand, or unknown policy.",
+    },
+    503: {"model": ErrorResponse, "description": "The models are not loaded yet."},
+}
+
+
+def _started(request: Request) -> float:
+    return float(getattr(request.state, "started", time.perf_counter()))
+
+
+@router.post(
+    "",
+    response_model=AllocationResponse,
+    responses=ERRORS,
+    openapi_extra=json_body_schema(AllocationRequest),
+    summary="Allocate resources for the next slot of K VNFs from their past N samples",
+)
+async def create_allocation(request: Request) -> Response:
+    started = _started(request)
+    runtime = runtime_of(request)
+    pair = ready_pair(runtime)
+    body = parse_body(AllocationRequest, await request.body())
+    try:
+        windows = decode_demand(body.demand, pair)
+    except InvalidDemand as exc:
+        raise unprocessable(str(exc)) from None
+    prediction = await runtime.allocate(pair, windows, body.policy, body.transmission_cost, started)
+    return RawJSONResponse(encode_single(prediction))
+
+
+@router.post(
+    "/batch",
+    response_model=BatchAllocationResponse,
+    responses=ERRORS,
+    openapi_extra=json_body_schema(BatchAllocationRequest),
+    summary="Allocate for many windows at once (one edge pass, one cloud round trip)",
+)
+async def create_allocations(request: Request) -> Response:
+    started = _started(request)
+    runtime = runtime_of(request)
+    pair = ready_pair(runtime)
+    body = parse_body(BatchAllocationRequest, await request.body())
+    try:
+        windows = decode_windows(
+            body.windows, body.windows_base64, pair, runtime.settings.max_batch
+        )
+    except BatchTooLarge as exc:
+        raise too_large(str(exc)) from None
+    except InvalidDemand as exc:
+        raise unprocessable(str(exc)) from None
+    prediction = await runtime.allocate(
+        pair, windows, body.policy, body.transmission_cost, started, batch=True
+    )
+    return RawJSONResponse(encode_batch(prediction))

@@ -1,0 +1,224 @@
+"""The HTTP contract: request and response models, with the examples shown in the OpenAPI docs.
+
+Pydantic only; tensors never cross this module. Shapes that depend on the loaded model (K lists
+of N samples) are checked by service.allocation, which knows K and N; here only the structure.
+Responses are built as plain dicts on the hot path (no re-validation of big outputs); these
+models document them and tests validate real responses against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PolicyName = Literal["ml", "cost_aware", "confidence", "random", "local", "remote"]
+Where = Literal["local", "remote"]
+
+_DEMAND_EXAMPLE: Any = [[120.5, 118.0, 131.2, 140.9], [80.1, 82.4, 79.9, 85.0]]
+
+_DEMAND_DOC = (
+    "Past demand in data units: K lists (one per VNF, in the model's VNF order) of N numbers "
+    "(oldest first). Values must be finite and >= 0."
+)
+_POLICY_DOC = "Offloading policy; default: the service's DDNN_DEFAULT_POLICY."
+_COST_DOC = (
+    "Transmission cost C_T (cost units, >= 0). cost_aware decides remote iff the predicted "
+    "C_L - C_R exceeds it; ml uses the classifier trained for the bundle's C_T and says so."
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AllocationRequest(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"demand": _DEMAND_EXAMPLE, "policy": "cost_aware", "transmission_cost": 0.05}
+            ]
+        },
+    )
+
+    demand: list[list[float]] = Field(min_length=1, description=_DEMAND_DOC)
+    policy: PolicyName | None = Field(default=None, description=_POLICY_DOC)
+    transmission_cost: float | None = Field(default=None, ge=0, description=_COST_DOC)
+
+
+class BatchAllocationRequest(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"windows": [_DEMAND_EXAMPLE, _DEMAND_EXAMPLE], "policy": "ml"}]
+        },
+    )
+
+    windows: list[list[list[float]]] | None = Field(
+        default=None, min_length=1, description="B demand windows, each as in `demand` above."
+    )
+    windows_base64: str | None = Field(
+        default=None,
+        description=(
+            "Compact alternative to `windows` for high-throughput clients: base64 of "
+            "little-endian float32 values in (B, K, N) C order. Give exactly one of the two."
+        ),
+    )
+    policy: PolicyName | None = Field(default=None, description=_POLICY_DOC)
+    transmission_cost: float | None = Field(default=None, ge=0, description=_COST_DOC)
+
+
+class Rationale(BaseModel):
+    policy: PolicyName
+    score: float | None = Field(description="What the policy compared (null for local/remote).")
+    threshold: float | None = Field(description="What the score was compared with.")
+    rule: str = Field(description="The policy's rule, e.g. 'local iff P(local) >= threshold'.")
+    transmission_cost: float | None = Field(
+        description="The C_T that governed this decision (null if the policy does not use one)."
+    )
+    requested_transmission_cost: float | None = Field(
+        description="The C_T the request asked for (null if it gave none)."
+    )
+    fallback: str | None = Field(
+        description="Why the cloud was not used although the policy chose it (null otherwise)."
+    )
+    sentence: str = Field(description="One readable sentence explaining the answer.")
+
+
+class LatencyBreakdown(BaseModel):
+    edge: float = Field(description="Edge model compute (ms).")
+    decision: float = Field(description="Offloading decision (ms).")
+    rtt: float = Field(description="Edge-cloud round trip, simulated or measured (ms).")
+    queue: float = Field(description="Wait to join a cloud batch (ms).")
+    cloud: float = Field(description="Cloud model compute (ms).")
+    total: float = Field(description="Whole request inside the service (ms).")
+
+
+class ModelVersions(BaseModel):
+    ddnn: str
+    offloader: str
+    alias: str
+
+
+class AllocationResult(BaseModel):
+    decision: Where = Field(description="What the policy decided.")
+    exit: Where = Field(description="The exit that produced the allocation (local on fallback).")
+    allocation: list[float] = Field(description="K allocations in data units (not clipped).")
+    rationale: Rationale
+    uplink_bytes: int = Field(description="float32 bytes of z + context sent; 0 when local.")
+
+
+class AllocationResponse(AllocationResult):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "decision": "remote",
+                    "exit": "remote",
+                    "allocation": [131.9, 84.2],
+                    "rationale": {
+                        "policy": "cost_aware",
+                        "score": 0.21,
+                        "threshold": 0.05,
+                        "rule": "local iff predicted C_L - C_R <= C_T",
+                        "transmission_cost": 0.05,
+                        "requested_transmission_cost": 0.05,
+                        "fallback": None,
+                        "sentence": "Resolved remotely in the cloud: predicted C_L - C_R = 0.21 "
+                        "vs threshold 0.05 (cost_aware policy, local iff predicted C_L - C_R <= C_T).",
+                    },
+                    "latency_ms": {
+                        "edge": 0.4,
+                        "decision": 0.03,
+                        "rtt": 42.5,
+                        "queue": 1.1,
+                        "cloud": 3.2,
+                        "total": 47.6,
+                    },
+                    "uplink_bytes": 640,
+                    "models": {"ddnn": "3", "offloader": "3", "alias": "champion"},
+                }
+            ]
+        }
+    )
+
+    latency_ms: LatencyBreakdown
+    models: ModelVersions
+
+
+class BatchAllocationResponse(BaseModel):
+    results: list[AllocationResult]
+    share_local: float = Field(description="Share of windows answered by the local exit.")
+    uplink_bytes: int = Field(description="Total float32 bytes sent to the cloud for the batch.")
+    latency_ms: LatencyBreakdown = Field(description="For the whole batch (one RTT).")
+    models: ModelVersions
+
+
+class CloudInferRequest(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"ddnn_version": "3", "z": [[[0.1], [0.2]]], "context": [[0.4, 0.5]]}]
+        },
+    )
+
+    ddnn_version: str = Field(description="The DDNN version the edge that computed z runs.")
+    z: list[list[list[float]]] = Field(min_length=1, description="(B, N, H_e) edge outputs.")
+    context: list[list[float]] = Field(description="(B, C) floats that travel with z.")
+
+
+class CloudInferResponse(BaseModel):
+    y: list[list[float]] = Field(description="(B, K) remote exits in normalised units.")
+    ddnn_version: str
+    cloud_ms: float = Field(description="Cloud compute for the batch this request joined (ms).")
+    queue_ms: float = Field(description="Wait to join the batch (ms).")
+    batch_size: int
+
+
+class LoadedModelInfo(BaseModel):
+    name: str
+    version: str
+    run_id: str | None
+
+
+class ModelsResponse(BaseModel):
+    ready: bool
+    alias: str
+    ddnn: LoadedModelInfo | None
+    offloader: LoadedModelInfo | None
+    device: str | None
+    n_steps: int | None = Field(description="N: samples per VNF in a window.")
+    n_vnfs: int | None = Field(description="K: VNFs per window.")
+    transmission_cost: float | None = Field(description="The classifier's (and default) C_T.")
+    default_policy: PolicyName
+    confidence_eta: float | None
+    uplink_bytes_per_sample: int | None
+    cloud: str = Field(description="'simulated' or the cloud URL.")
+    role: str
+    loaded_at: str | None
+    last_error: str | None
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool = Field(description="False when the alias still points at the loaded pair.")
+    previous: ModelVersions | None
+    current: ModelVersions
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadinessResponse(BaseModel):
+    ready: bool
+    reason: str | None = None
+    models: ModelVersions | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="A short machine-readable code, e.g. 'invalid_demand'.")
+    message: str = Field(description="What was wrong, in one or more readable sentences.")
+    detail: list[dict[str, Any]] | None = Field(
+        default=None, description="Per-field problems for validation errors."
+    )

@@ -1,0 +1,150 @@
+"""Service fixtures: a tiny seeded model pair, a fake loader, settings, and a registered store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from mlflow.tracking import MlflowClient
+
+from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig
+from ddnn.model import DDNN
+from ddnn.offloader import Offloader
+from ddnn.windows import MinMaxScaler
+from registry import (
+    DDNN_MODEL_NAME,
+    OFFLOADER_MODEL_NAME,
+    DDNNBundle,
+    LoadedPair,
+    ModelRef,
+    OffloaderBundle,
+    register_ddnn,
+    register_offloader,
+    set_alias,
+)
+from registry.client import DEFAULT_EXPERIMENT
+from service.config import Settings
+from service.main import create_app
+from service.runtime import PairLoader
+
+N, K = 12, 4
+# zero_init_exit off: untrained exits then differ (local vs remote) and MC dropout has spread.
+SERVICE_CONFIG = DDNNConfig(
+    n_steps=N, n_vnfs=K, cloud_hidden=(16, 8), head_hidden=(16, 8, 4), zero_init_exit=False
+)
+TRAINED_COST = 0.1  # the C_T the tiny classifier is said to be trained for
+ETA = 0.01
+ADMIN_KEY = "test-admin-key"
+
+
+def make_bundles(seed: int = 0, ddnn_version: str = "1") -> tuple[DDNNBundle, OffloaderBundle]:
+    """Untrained but seeded models: deterministic, the shapes of the real thing."""
+    torch.manual_seed(seed)
+    model = DDNN(SERVICE_CONFIG).eval()
+    offloaders = {
+        "ml": Offloader(OffloaderConfig(N, K, hidden=(8, 4), transmission_cost=TRAINED_COST)),
+        "cost_aware": Offloader(OffloaderConfig(N, K, hidden=(8, 4), kind="cost_aware")),
+    }
+    # predicted C_L - C_R around 1: positive, so a C_T on either side of it exists
+    offloaders["cost_aware"].target_mean.fill_(1.0)
+    scaler = MinMaxScaler(minimum=np.zeros(K), maximum=np.full(K, 100.0))
+    ddnn = DDNNBundle.from_model(
+        model, cost=CostConfig(), scaler=scaler, metadata={"source": "tests", "seed": seed}
+    )
+    offloader = OffloaderBundle.from_offloaders(
+        offloaders,
+        ddnn_version=ddnn_version,
+        metadata={"transmission_cost": TRAINED_COST, "confidence_eta": ETA},
+    )
+    return ddnn, offloader
+
+
+def fake_loader(version: str = "1", seed: int = 0) -> PairLoader:
+    ddnn, offloader = make_bundles(seed, version)
+    pair = LoadedPair(
+        ddnn,
+        offloader,
+        ModelRef(DDNN_MODEL_NAME, version, f"run-{version}", "champion"),
+        ModelRef(OFFLOADER_MODEL_NAME, version, f"run-{version}", "champion"),
+    )
+    return lambda settings: pair
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "rtt_ms": 0.0,
+        "cloud_batch_wait_ms": 0.0,
+        "admin_api_key": ADMIN_KEY,
+        "random_seed": 0,
+        "load_retry_initial_s": 0.05,
+        "load_retry_max_s": 0.2,
+        "startup_load_timeout_s": 30.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def client_factory() -> Iterator[Callable[..., TestClient]]:
+    """Start apps with their lifespan (fake loader unless one is given); closed after the test."""
+    opened: list[TestClient] = []
+
+    def start(settings: Settings | None = None, loader: PairLoader | None = None) -> TestClient:
+        app = create_app(settings or make_settings(), loader=loader or fake_loader(), resolver=None)
+        client = TestClient(app)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield start
+    for client in reversed(opened):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(client_factory: Callable[..., TestClient]) -> TestClient:
+    return client_factory()
+
+
+@dataclass(frozen=True)
+class Store:
+    """A temporary SQLite MLflow store holding two DDNN versions and their offloaders."""
+
+    uri: str
+    root: Path
+
+    def alias(self, name: str, ddnn: str, offloader: str) -> None:
+        set_alias(DDNN_MODEL_NAME, ddnn, name, tracking_uri=self.uri)
+        set_alias(OFFLOADER_MODEL_NAME, offloader, name, tracking_uri=self.uri)
+
+
+def build_store(root: Path) -> Store:
+    """Versions 1 and 2 of the DDNN, offloader v1 for DDNN v1 and v2 for v2; alias champion=1."""
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    store = Store(uri=uri, root=root)
+    # artifacts under root, not ./mlruns in the working folder
+    MlflowClient(tracking_uri=uri).create_experiment(
+        DEFAULT_EXPERIMENT, artifact_location=(root / "artifacts").as_uri()
+    )
+    for version, seed in (("1", 0), ("2", 1)):
+        ddnn, offloader = make_bundles(seed, version)
+        ref = register_ddnn(ddnn, tracking_uri=uri)
+        assert ref.version == version
+        assert register_offloader(offloader, tracking_uri=uri).version == version
+    store.alias("champion", "1", "1")
+    return store
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    return build_store(tmp_path_factory.mktemp("registry"))

@@ -1,0 +1,83 @@
+"""Unit tests of service.allocation's pure steps: decode, scale, sentences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ddnn.policies import Decision
+from service.allocation import (
+    InvalidDemand,
+    ServingPair,
+    _sentence,
+    decode_demand,
+    decode_windows,
+    scale_windows,
+)
+from service.cloud import LocalCloud
+from tests.factories import demand_payload
+from tests.service.conftest import K, N, make_bundles
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def pair() -> ServingPair:
+    ddnn_bundle, offloader_bundle = make_bundles()
+    ddnn = ddnn_bundle.build()
+    return ServingPair(
+        config=ddnn.config,
+        edge=ddnn.edge,
+        cloud=LocalCloud(ddnn.cloud, max_batch=8, max_wait_s=0.0),
+        offloaders=offloader_bundle.build(),
+        scaler=ddnn_bundle.scaler,
+        device=torch.device("cpu"),
+        ddnn_name="d",
+        ddnn_version="1",
+        ddnn_run_id=None,
+        offloader_name="o",
+        offloader_version="1",
+        offloader_run_id=None,
+        alias="champion",
+        transmission_cost=0.1,
+        confidence_eta=0.01,
+    )
+
+
+def test_scale_windows_matches_scaler_transform(pair: ServingPair) -> None:
+    windows = np.asarray([demand_payload(N, K, seed=s) for s in range(3)])
+    scaled = scale_windows(windows, pair)
+    expected = pair.scaler.transform(windows.transpose(0, 2, 1))
+    assert scaled.shape == (3, N, K) and scaled.dtype == torch.float32
+    np.testing.assert_allclose(scaled.numpy(), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_decode_demand_too_large_value_rejected(pair: ServingPair) -> None:
+    demand = demand_payload(N, K)
+    demand[0][1] = 1e35
+    with pytest.raises(InvalidDemand, match=r"demand\[0\]\[1\] = 1e\+35 is too large"):
+        decode_demand(demand, pair)
+
+
+def test_decode_demand_returns_batch_of_one(pair: ServingPair) -> None:
+    windows = decode_demand(demand_payload(N, K), pair)
+    assert windows.shape == (1, K, N)
+
+
+def test_decode_windows_ragged_batch_names_window(pair: ServingPair) -> None:
+    windows = [demand_payload(N, K, seed=s) for s in range(2)]
+    windows[1] = windows[1][:2]
+    with pytest.raises(InvalidDemand, match=r"windows\[1\] holds 2 lists; the model needs K=4"):
+        decode_windows(windows, None, pair, max_batch=8)
+
+
+def test_sentence_fallback_says_local_exit_and_why() -> None:
+    decision = Decision(
+        "cost_aware", np.array([False]), np.array([0.3]), 0.1, "predicted C_L - C_R", "rule"
+    )
+    text = _sentence(decision, 0, "the cloud did not answer within 50 ms")
+    assert text.startswith("The cost_aware policy chose the cloud (predicted C_L - C_R = 0.3")
+    assert text.endswith(
+        "but the cloud did not answer within 50 ms, so the edge answered with its local exit."
+    )
