@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+
 run: $(STAMP)
 	$(BIN)/ddnn-train run-all --profile small --out $(OUT)
+	@echo "Starting the service on 127.0.0.1:$${PORT:-8000} (docs at /docs). From another shell, a sample request:"
+	@echo '  $(BIN)/python examples/sample_request.py'
 	$(BIN)/ddnn-serve
 
 lint: $(STAMP)
