@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ddnn.config import DDNNConfig
-from ddnn.model import CloudModel, ExitOutputs, WindowTransform, mlp
+from ddnn.model import CloudModel, ExitOutputs, WindowTransform, mlp, zero_init_
 
 
 class CentralizedLSTM(nn.Module):
@@ -78,6 +78,8 @@ class DeepCog(nn.Module):
         flat = channels[-1] * 4 * self.grid[0] * self.grid[1]
         context = config.context_size if config.cloud_sees_context else 0
         self.decoder = mlp([flat + context, 128, 64, config.n_vnfs])
+        if config.zero_init_exit:
+            zero_init_(self.decoder[-1])
         self.sees_context = config.cloud_sees_context
 
     def forward(self, x: torch.Tensor) -> ExitOutputs:

@@ -68,6 +68,9 @@ class DDNNConfig:
     z_norm: bool = True
     # recipe: the cloud's FC stack also sees the context that crosses the network with z.
     cloud_sees_context: bool = True
+    # recipe: the exits' last linear layers start at zero, so a residual model starts exactly at
+    # "last value" (and its bias learns the margin first) instead of at a random offset.
+    zero_init_exit: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -87,7 +90,13 @@ class DDNNConfig:
     @classmethod
     def paper(cls, **overrides: Any) -> DDNNConfig:
         """The configuration exactly as the paper describes it (no recipe options)."""
-        base = cls(output_mode="direct", window_norm=False, z_norm=False, cloud_sees_context=False)
+        base = cls(
+            output_mode="direct",
+            window_norm=False,
+            z_norm=False,
+            cloud_sees_context=False,
+            zero_init_exit=False,
+        )
         return replace(base, **overrides)
 
     @property

@@ -75,6 +75,14 @@ class WindowTransform(nn.Module):
         return h if last is None else last + h
 
 
+def zero_init_(layer: nn.Module) -> None:
+    """Set a linear layer's weight and bias to zero (DDNNConfig.zero_init_exit)."""
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"zero_init_ expects nn.Linear, got {type(layer).__name__}")
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+
+
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with ReLU between them and a linear last layer."""
     layers: list[nn.Module] = []
@@ -94,6 +102,8 @@ class EdgeModel(nn.Module):
         self.transform = WindowTransform(config)
         self.lstm = nn.LSTM(config.n_vnfs, config.edge_hidden, batch_first=True)
         self.local_head = nn.Linear(config.n_steps * config.edge_hidden, config.n_vnfs)
+        if config.zero_init_exit:
+            zero_init_(self.local_head)
 
     def forward(self, x: torch.Tensor) -> EdgeOutput:
         x_in, context = self.transform.prepare(x)  # (B, N, K), (B, C)
@@ -138,6 +148,8 @@ class CloudModel(nn.Module):
             config.context_size if config.cloud_sees_context else 0
         )
         self.head = mlp([head_in, *config.head_hidden, config.n_vnfs])
+        if config.zero_init_exit:
+            zero_init_(self.head[-1])
         self.transform = WindowTransform(config)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
