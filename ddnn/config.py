@@ -7,6 +7,7 @@ paper-faithful configuration is `DDNNConfig.paper()`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, Self, TypeVar
 
@@ -18,7 +19,8 @@ class ConfigError(ValueError):
     """A configuration value is out of range or unknown."""
 
 
-def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
+def dataclass_from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Build a config dataclass from JSON-like data: unknown keys are an error, lists -> tuples."""
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - known)
     if unknown:
@@ -43,7 +45,7 @@ class CostConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        return _from_dict(cls, data)
+        return dataclass_from_dict(cls, data)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class DDNNConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        return _from_dict(cls, data)
+        return dataclass_from_dict(cls, data)
 
 
 @dataclass(frozen=True)
@@ -147,4 +149,4 @@ class OffloaderConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        return _from_dict(cls, data)
+        return dataclass_from_dict(cls, data)

@@ -24,7 +24,7 @@ import copy
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Self, TypeVar
 
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ddnn.config import ConfigError, CostConfig, DDNNConfig, OffloaderConfig
+from ddnn.config import ConfigError, CostConfig, DDNNConfig, OffloaderConfig, dataclass_from_dict
 from ddnn.cost import sample_cost_np
 from ddnn.evaluation import (
     LatencyModel,
@@ -82,14 +82,7 @@ class OffloaderTraining:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"OffloaderTraining: unknown field(s) {unknown}")
-        converted: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
-        }
-        return cls(**converted)
+        return dataclass_from_dict(cls, data)
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Self
 
 import torch
 
-from ddnn.config import ConfigError, CostConfig, DDNNConfig
+from ddnn.config import ConfigError, CostConfig, DDNNConfig, dataclass_from_dict
 from ddnn.cost import sample_cost_np
 from ddnn.data import DataError, DemandSeries, apply_gap_rule, load_demand, synthetic_demand
 from ddnn.naive import fit_naive_baselines
@@ -52,14 +52,7 @@ class DataSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"data: unknown field(s) {unknown}; known: {sorted(known)}")
-        converted: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
-        }
-        return cls(**converted)
+        return dataclass_from_dict(cls, data)
 
 
 @dataclass(frozen=True)
