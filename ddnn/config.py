@@ -12,7 +12,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, Self, TypeVar
 
 OutputMode = Literal["direct", "residual"]
+OffloaderKind = Literal["classifier", "regressor"]
 T = TypeVar("T")
+
+# The paper's measured edge-cloud round trip (Sec. V, Table II), per sample: the latency model's
+# and the service's simulated RTT default.
+PAPER_RTT_MS = 42.46
 
 
 class ConfigError(ValueError):
@@ -126,23 +131,23 @@ class DDNNConfig:
 
 @dataclass(frozen=True)
 class OffloaderConfig:
-    """The ML offloader: 3 FC layers on the raw (scaled) input window (sizes are our choice)."""
+    """An offloader network: 3 FC layers on the raw (scaled) input window (sizes are our choice).
+
+    What it is trained for (the classifier's C_T) and how its score is thresholded belong to
+    the policies (ddnn.policies.PolicyDefaults), not to the network.
+    """
 
     n_steps: int = 144
     n_vnfs: int = 16
     hidden: tuple[int, ...] = (128, 32)  # two hidden layers + the output layer = 3 FC layers
-    kind: Literal["classifier", "cost_aware"] = "classifier"
-    # classifier: the C_T its labels were made with; cost_aware: the default C_T of decisions.
-    transmission_cost: float = 0.0
-    threshold: float = 0.5  # classifier: local iff P(local) >= threshold
+    # classifier: P(local) (the paper's ML offloader); regressor: the benefit C_L - C_R (ours)
+    kind: OffloaderKind = "classifier"
 
     def __post_init__(self) -> None:
-        if self.kind not in ("classifier", "cost_aware"):
+        if self.kind not in ("classifier", "regressor"):
             raise ConfigError(f"OffloaderConfig: unknown kind {self.kind!r}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ConfigError(f"OffloaderConfig: threshold must be in (0, 1), got {self.threshold}")
-        if self.transmission_cost < 0:
-            raise ConfigError("OffloaderConfig: transmission_cost must be >= 0")
+        if self.n_steps < 1 or self.n_vnfs < 1 or not all(h >= 1 for h in self.hidden):
+            raise ConfigError(f"OffloaderConfig: invalid sizes in {self}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

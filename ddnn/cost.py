@@ -9,6 +9,8 @@ evaluation and the naive baselines, which never touch torch).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -37,6 +39,29 @@ def slot_cost_np(y: np.ndarray, d: np.ndarray, cost: CostConfig = DEFAULT_COST) 
 def sample_cost_np(y: np.ndarray, d: np.ndarray, cost: CostConfig = DEFAULT_COST) -> np.ndarray:
     """(M, K), (M, K) -> (M,): the per-sample cost summed over the K VNFs."""
     return np.asarray(slot_cost_np(y, d, cost).sum(axis=-1))
+
+
+@dataclass(frozen=True)
+class ExitCosts:
+    """Per-sample cost of each exit on a set of windows (Eq. 8): C_L and C_R, shape (M,)."""
+
+    local: np.ndarray
+    remote: np.ndarray
+
+    @classmethod
+    def of(
+        cls, y_local: np.ndarray, y_remote: np.ndarray, targets: np.ndarray, cost: CostConfig
+    ) -> ExitCosts:
+        """C_L and C_R from both exits' allocations (M, K) and the demand (M, K)."""
+        return cls(sample_cost_np(y_local, targets, cost), sample_cost_np(y_remote, targets, cost))
+
+    @property
+    def benefit(self) -> np.ndarray:
+        """C_L - C_R: what the cloud saves on each sample (negative: the edge was better)."""
+        return np.asarray(self.local - self.remote, dtype=np.float64)
+
+    def mean(self) -> dict[str, float]:
+        return {"local": float(self.local.mean()), "remote": float(self.remote.mean())}
 
 
 def best_offset(

@@ -8,10 +8,15 @@ reaches at the extremes of its knob.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from ddnn.config import PAPER_RTT_MS
+from ddnn.cost import ExitCosts
+from ddnn.policies import CONFIDENCE, COST_AWARE, DEFAULT_ML_THRESHOLD, ML, ORACLE, RANDOM, Policy
 
 GRID = np.linspace(0.0, 1.0, 101)
 
@@ -90,6 +95,63 @@ def _area(curve: np.ndarray) -> float:
     return float(np.trapezoid(interpolate(curve), GRID))
 
 
+def sweep_curve(
+    policy: Policy, scores: np.ndarray, thresholds: Iterable[float], costs: ExitCosts
+) -> np.ndarray:
+    """A policy's curve: its rule on one set of scores at each threshold of the sweep."""
+    masks = (policy.local(scores, threshold) for threshold in thresholds)
+    return curve_from_masks(masks, costs.local, costs.remote)
+
+
+@dataclass(frozen=True)
+class PolicyScores:
+    """Each curve policy's scores on one set of windows, and the knob values to sweep."""
+
+    costs: ExitCosts
+    confidence: np.ndarray  # (M,) U
+    ml: Sequence[np.ndarray]  # (M,) P(local) of one classifier per C_T of the grid
+    cost_aware: np.ndarray  # (M,) predicted C_L - C_R
+    ct_grid: np.ndarray  # the C_T values of the cost-aware sweep (and of the classifiers)
+    eta_points: int | None  # confidence: quantile levels of U swept (None: every distinct U)
+    ml_threshold: float = DEFAULT_ML_THRESHOLD
+
+
+def policy_curves(scores: PolicyScores) -> dict[str, np.ndarray]:
+    """(share local, mean cost) curves of the five curve policies."""
+    costs = scores.costs
+    u = scores.confidence
+    return {
+        ORACLE.name: oracle_curve(costs.local, costs.remote),
+        RANDOM.name: random_curve(costs.local, costs.remote),
+        CONFIDENCE.name: sweep_curve(
+            CONFIDENCE, u, CONFIDENCE.thresholds(u, scores.eta_points), costs
+        ),
+        ML.name: curve_from_masks(
+            (ML.local(p_local, scores.ml_threshold) for p_local in scores.ml),
+            costs.local,
+            costs.remote,
+        ),
+        COST_AWARE.name: sweep_curve(COST_AWARE, scores.cost_aware, scores.ct_grid, costs),
+    }
+
+
+def policy_metrics(curves: Mapping[str, np.ndarray], reference: float) -> dict[str, Any]:
+    """summary.json's "policies": each curve, its share at the reference cost, its gap closed."""
+    return {
+        name: {
+            "curve": [[float(s), float(c)] for s, c in curve],
+            "share_local_at_reference": share_local_at(curve, reference),
+            "gap_closed": gap_closed(curve, curves[ORACLE.name], curves[RANDOM.name]),
+        }
+        for name, curve in curves.items()
+    }
+
+
+def best_operating_cost(curve: np.ndarray) -> float:
+    """The lowest mean cost along a curve (the ends, all local and all remote, included)."""
+    return float(curve[:, 1].min())
+
+
 @dataclass(frozen=True)
 class LatencyModel:
     """Table II: mean time per sample (ms) as a function of the share resolved locally.
@@ -102,7 +164,7 @@ class LatencyModel:
     t_decision_ms: float
     t_local_ms: float
     t_remote_ms: float
-    rtt_ms: float = 42.46
+    rtt_ms: float = PAPER_RTT_MS
 
     def per_sample(self, share_local: float) -> float:
         s = share_local

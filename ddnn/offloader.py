@@ -1,14 +1,14 @@
 """Offloader networks: 3 FC layers on the raw (scaled) input window, run at the edge.
 
 - classifier (the paper's ML offloader): P(local) for one transmission cost C_T, trained on
-  training samples labelled local iff C_T >= C_L - C_R (class 1 in the paper).
-- cost_aware (ours): regresses the benefit of the cloud, C_L - C_R, once; a request decides
-  remote iff the predicted benefit exceeds its own C_T, so a new C_T needs no retraining.
+  training samples labelled local iff C_T >= C_L - C_R (the oracle's rule, ddnn.policies).
+- regressor (ours, the cost_aware policy): regresses the benefit of the cloud, C_L - C_R, once;
+  a request decides remote iff the predicted benefit exceeds its own C_T, so a new C_T needs no
+  retraining.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -21,27 +21,20 @@ class Offloader(nn.Module):
         super().__init__()
         self.config = config
         self.net = mlp([config.n_steps * config.n_vnfs, *config.hidden, 1])
-        # cost_aware: the benefit is learned in standardised units; these map it back.
+        # regressor: the benefit is learned in standardised units; these map it back.
         self.target_mean: torch.Tensor
         self.target_std: torch.Tensor
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, K) -> (B,): a logit (classifier) or a standardised benefit (cost_aware)."""
+        """(B, N, K) -> (B,): a logit (classifier) or a standardised benefit (regressor)."""
         out: torch.Tensor = self.net(x.flatten(1)).squeeze(-1)
         return out
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, K) -> (B,): P(local) for the classifier, predicted C_L - C_R for cost_aware."""
+        """(B, N, K) -> (B,): P(local) for the classifier, predicted C_L - C_R for the regressor."""
         raw = self.forward(x)
         if self.config.kind == "classifier":
             return torch.sigmoid(raw)
         return raw * self.target_std + self.target_mean
-
-
-def local_labels(
-    cost_local: np.ndarray, cost_remote: np.ndarray, transmission_cost: float
-) -> np.ndarray:
-    """The paper's classifier labels: 1 (local) iff C_T >= C_L - C_R, else 0 (remote)."""
-    return np.asarray(transmission_cost >= cost_local - cost_remote, dtype=np.float32)

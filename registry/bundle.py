@@ -4,7 +4,7 @@ A bundle is a folder with two files:
 
 - ``config.json``: what the bundle is (``kind``), the format version, the model configuration(s),
   and everything needed to use the weights (cost, scaler, metadata; for an offloader, the DDNN
-  version it belongs to);
+  version it belongs to and the policies' defaults, ``ddnn.policies.PolicyDefaults``, once);
 - ``weights.pt``: a dict of tensors (a nested dict for the offloader's networks), written with
   ``torch.save`` and read back with ``torch.load(weights_only=True)``, which refuses anything but
   tensors and plain containers, so loading a bundle never runs code from the store.
@@ -29,16 +29,15 @@ import torch
 from ddnn.config import ConfigError, CostConfig, DDNNConfig, OffloaderConfig
 from ddnn.model import DDNN
 from ddnn.offloader import Offloader
+from ddnn.policies import OFFLOADER_NETWORKS, PolicyDefaults
 from ddnn.windows import MinMaxScaler, WindowError
 
-BUNDLE_FORMAT = 1
+# 2: the offloader's policy defaults are one typed value ("defaults"), not metadata + configs
+BUNDLE_FORMAT = 2
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 DDNN_KIND = "ddnn"
 OFFLOADER_KIND = "offloader"
-# The offloader bundle's networks and the OffloaderConfig.kind each must have.
-OFFLOADER_NETWORKS = {"ml": "classifier", "cost_aware": "cost_aware"}
-OFFLOADER_REQUIRED_METADATA = ("transmission_cost", "confidence_eta")
 
 StateDict = dict[str, torch.Tensor]
 
@@ -110,37 +109,32 @@ class DDNNBundle:
 
 @dataclass(frozen=True)
 class OffloaderBundle:
-    """The offloader networks (keys "ml" and "cost_aware") of one registered DDNN version."""
+    """The offloader networks of one registered DDNN version, keyed by the policy that uses
+    each (ddnn.policies.OFFLOADER_NETWORKS), and the policies' defaults."""
 
     networks: dict[str, tuple[OffloaderConfig, StateDict]]
     ddnn_version: str  # the registered version of the DDNN these were trained against
-    # must hold "transmission_cost" (the classifier's C_T) and "confidence_eta"; + train metrics
-    metadata: dict[str, Any]
+    defaults: PolicyDefaults  # C_T the classifier was trained for, eta, the ml threshold
+    metadata: dict[str, Any]  # how the defaults were chosen, training metrics, run id
 
     def __post_init__(self) -> None:
         _check_networks(self.networks)
-        missing = [key for key in OFFLOADER_REQUIRED_METADATA if key not in self.metadata]
-        if missing:
-            raise RegistryError(f"offloader bundle metadata lacks {missing}")
         if not str(self.ddnn_version):
             raise RegistryError("offloader bundle: ddnn_version is empty")
 
     @classmethod
     def from_offloaders(
-        cls, offloaders: dict[str, Offloader], *, ddnn_version: str, metadata: dict[str, Any]
+        cls,
+        offloaders: dict[str, Offloader],
+        *,
+        ddnn_version: str,
+        defaults: PolicyDefaults,
+        metadata: dict[str, Any],
     ) -> OffloaderBundle:
         networks = {
             key: (net.config, _cpu_copy(net.state_dict())) for key, net in offloaders.items()
         }
-        return cls(networks, str(ddnn_version), dict(metadata))
-
-    @property
-    def transmission_cost(self) -> float:
-        return float(self.metadata["transmission_cost"])
-
-    @property
-    def confidence_eta(self) -> float:
-        return float(self.metadata["confidence_eta"])
+        return cls(networks, str(ddnn_version), defaults, dict(metadata))
 
     def build(self) -> dict[str, Offloader]:
         """One Offloader per network, on the CPU in eval mode."""
@@ -156,6 +150,7 @@ class OffloaderBundle:
             "kind": OFFLOADER_KIND,
             "format": BUNDLE_FORMAT,
             "ddnn_version": self.ddnn_version,
+            "defaults": self.defaults.to_dict(),
             "networks": {key: cfg.to_dict() for key, (cfg, _) in self.networks.items()},
             "metadata": self.metadata,
         }
@@ -175,7 +170,8 @@ class OffloaderBundle:
                 )
                 for key, cfg in config["networks"].items()
             }
-            return cls(networks, str(config["ddnn_version"]), dict(config["metadata"]))
+            defaults = PolicyDefaults.from_dict(config["defaults"])
+            return cls(networks, str(config["ddnn_version"]), defaults, dict(config["metadata"]))
         except (KeyError, TypeError, ConfigError) as exc:
             raise RegistryError(
                 f"{directory / CONFIG_FILE}: malformed offloader bundle: {exc!r}"
@@ -250,7 +246,8 @@ def _read_config(directory: Path, kind: str) -> dict[str, Any]:
         raise RegistryError(f"{path}: expected a {kind!r} bundle, found kind {found!r}")
     if config.get("format") != BUNDLE_FORMAT:
         raise RegistryError(
-            f"{path}: bundle format {config.get('format')!r}, this code reads {BUNDLE_FORMAT}"
+            f"{path}: bundle format {config.get('format')!r}, this code reads {BUNDLE_FORMAT} "
+            "(retrain and register it with this version of ddnn-train)"
         )
     return config
 

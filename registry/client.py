@@ -131,7 +131,7 @@ def register_offloader(
     tags = {
         KIND_TAG: "offloader",
         DDNN_VERSION_TAG: bundle.ddnn_version,
-        "transmission_cost": str(bundle.transmission_cost),
+        "transmission_cost": str(bundle.defaults.transmission_cost),
     }
     ddnn_name = bundle.metadata.get("ddnn_name")
     if ddnn_name:

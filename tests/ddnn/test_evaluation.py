@@ -17,7 +17,7 @@ from ddnn.evaluation import (
     share_local_at,
     total_cost,
 )
-from ddnn.policies import oracle_decision
+from ddnn.policies import ORACLE
 
 pytestmark = pytest.mark.unit
 
@@ -50,7 +50,7 @@ def test_oracle_curve_matches_oracle_decisions(costs: tuple[np.ndarray, np.ndarr
     cost_local, cost_remote = costs
     benefit = np.sort(cost_local - cost_remote)
     c_t = float(benefit[99])  # exactly 100 samples have benefit <= C_T
-    decision = oracle_decision(cost_local, cost_remote, c_t)
+    decision = ORACLE.decide_on(cost_local - cost_remote, c_t)
     assert decision.local.sum() == 100
     curve = oracle_curve(cost_local, cost_remote, grid=np.array([0.25]))
     assert curve[0, 1] == pytest.approx(mean_cost(decision.local, cost_local, cost_remote))

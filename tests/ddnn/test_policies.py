@@ -1,4 +1,5 @@
-"""Every policy: one Decision contract, a readable reason, and decisions monotone in the knob."""
+"""Every policy: one table, one Decision contract, a readable reason, decisions monotone in the
+knob, and one resolution order for the knobs (request -> settings -> bundle)."""
 
 from __future__ import annotations
 
@@ -6,57 +7,99 @@ import numpy as np
 import pytest
 import torch
 
-from ddnn.config import DDNNConfig, OffloaderConfig
+from ddnn.config import ConfigError, DDNNConfig, OffloaderConfig
+from ddnn.cost import ExitCosts
 from ddnn.model import DDNN
-from ddnn.offloader import Offloader, local_labels
+from ddnn.offloader import Offloader
 from ddnn.policies import (
-    confidence_decision,
-    confidence_from_scores,
-    fixed_decision,
-    offloader_decision,
-    oracle_decision,
-    random_decision,
+    CONFIDENCE,
+    COST_AWARE,
+    CURVE_POLICIES,
+    LOCAL,
+    ML,
+    OFFLOADER_NETWORKS,
+    ONLINE_POLICY_NAMES,
+    ORACLE,
+    POLICIES,
+    RANDOM,
+    REMOTE,
+    Evidence,
+    MissingEvidence,
+    PolicyDefaults,
+    PolicyOverrides,
+    online_policy,
+    resolve_knobs,
     uncertainty,
 )
 
 pytestmark = pytest.mark.unit
+
+DEFAULTS = PolicyDefaults(transmission_cost=0.1, confidence_eta=0.02)
+KNOBS = resolve_knobs(DEFAULTS)
 
 
 def shares(decisions: list[float]) -> np.ndarray:
     return np.array(decisions)
 
 
+def oracle_at(c_l: np.ndarray, c_r: np.ndarray, c_t: float) -> np.ndarray:
+    return ORACLE.decide(
+        Evidence(len(c_l), benefit=c_l - c_r),
+        resolve_knobs(DEFAULTS, PolicyOverrides(transmission_cost=c_t)),
+    ).local
+
+
+def test_the_table_names_every_policy_once() -> None:
+    assert list(POLICIES) == [
+        "oracle",
+        "random",
+        "confidence",
+        "ml",
+        "cost_aware",
+        "local",
+        "remote",
+    ]
+    assert "oracle" not in ONLINE_POLICY_NAMES and len(ONLINE_POLICY_NAMES) == 6
+    assert [p.name for p in CURVE_POLICIES] == [
+        "oracle",
+        "random",
+        "confidence",
+        "ml",
+        "cost_aware",
+    ]
+    assert OFFLOADER_NETWORKS == {"ml": "classifier", "cost_aware": "regressor"}
+    assert online_policy("ml") is ML
+    with pytest.raises(ConfigError, match="unknown policy 'oracle'"):
+        online_policy("oracle")
+
+
 def test_oracle_goes_remote_iff_benefit_exceeds_transmission_cost() -> None:
-    decision = oracle_decision(
-        np.array([1.0, 3.0, 2.0]), np.array([0.5, 0.5, 1.0]), transmission_cost=1.0
+    decision = ORACLE.decide(
+        Evidence(3, benefit=np.array([1.0, 3.0, 2.0]) - np.array([0.5, 0.5, 1.0])),
+        resolve_knobs(DEFAULTS, PolicyOverrides(transmission_cost=1.0)),
     )
-    assert decision.local.tolist() == [
-        True,
-        False,
-        True,
-    ]  # benefits 0.5, 2.5, 1.0 (boundary stays local)
+    # benefits 0.5, 2.5, 1.0 (boundary stays local)
+    assert decision.local.tolist() == [True, False, True]
     assert decision.score.tolist() == [0.5, 2.5, 1.0]
     assert "C_L - C_R = 2.5" in decision.reason(1) and "remotely" in decision.reason(1)
+    assert ORACLE.rule == "local iff C_L - C_R <= C_T"
 
 
 def test_oracle_share_grows_with_transmission_cost(rng: np.random.Generator) -> None:
     c_l, c_r = rng.random(200), rng.random(200)
-    got = shares([oracle_decision(c_l, c_r, c).share_local for c in np.linspace(-1, 1, 21)])
+    got = shares([oracle_at(c_l, c_r, c).mean() for c in np.linspace(-1, 1, 21)])
     assert np.all(np.diff(got) >= 0) and got[0] == 0.0 and got[-1] == 1.0
 
 
 def test_random_share_grows_with_p_and_is_seeded() -> None:
-    got = shares(
-        [
-            random_decision(2000, p, np.random.default_rng(1)).share_local
-            for p in (0.0, 0.3, 0.7, 1.0)
-        ]
-    )
+    def share(p: float, seed: int = 1, batch: int = 2000) -> np.ndarray:
+        knobs = resolve_knobs(DEFAULTS, PolicyOverrides(random_p_local=p))
+        return RANDOM.decide(Evidence(batch, rng=np.random.default_rng(seed)), knobs).local
+
+    got = shares([share(p).mean() for p in (0.0, 0.3, 0.7, 1.0)])
     assert got[0] == 0.0 and got[-1] == 1.0 and np.all(np.diff(got) > 0)
     assert abs(got[1] - 0.3) < 0.05
-    a = random_decision(50, 0.5, np.random.default_rng(7))
-    b = random_decision(50, 0.5, np.random.default_rng(7))
-    assert np.array_equal(a.local, b.local)
+    assert np.array_equal(share(0.5, seed=7, batch=50), share(0.5, seed=7, batch=50))
 
 
 def test_confidence_share_grows_with_eta(tiny_config: DDNNConfig) -> None:
@@ -66,44 +109,99 @@ def test_confidence_share_grows_with_eta(tiny_config: DDNNConfig) -> None:
     u = uncertainty(model.edge, out).numpy()
     assert u.shape == (64,) and np.all(u > 0)
     etas = np.quantile(u, [0.0, 0.25, 0.5, 0.75]).tolist() + [float(u.max()) + 1]
-    got = shares([confidence_from_scores(u, eta).share_local for eta in etas])
+    got = shares([CONFIDENCE.decide_on(u, eta).share_local for eta in etas])
     assert np.all(np.diff(got) >= 0) and got[0] == 0.0 and got[-1] == 1.0
-    live = confidence_decision(model.edge, out, eta=1e9)
+    evidence = Evidence(64, edge=model.edge, edge_out=out)
+    live = CONFIDENCE.decide(evidence, resolve_knobs(DEFAULTS, PolicyOverrides(confidence_eta=1e9)))
     assert live.local.all() and "uncertainty U" in live.reason(0)
 
 
-@pytest.mark.parametrize("kind", ["classifier", "cost_aware"])
-def test_offloader_decision_contract(kind: str) -> None:
+@pytest.mark.parametrize("policy", [ML, COST_AWARE], ids=lambda p: p.name)
+def test_offloader_decision_contract(policy: object) -> None:
+    assert policy in (ML, COST_AWARE)
     torch.manual_seed(0)
-    offloader = Offloader(
-        OffloaderConfig(n_steps=12, n_vnfs=4, kind=kind, transmission_cost=0.1)
-    ).eval()  # type: ignore[arg-type]
+    kind = OFFLOADER_NETWORKS[policy.name]  # type: ignore[attr-defined]
+    offloader = Offloader(OffloaderConfig(n_steps=12, n_vnfs=4, kind=kind)).eval()
     x = torch.rand(32, 12, 4)
-    decision = offloader_decision(offloader, x)
+    evidence = Evidence(32, x=x, offloaders={policy.name: offloader})  # type: ignore[attr-defined]
+    decision = policy.decide(evidence, KNOBS)  # type: ignore[attr-defined]
     assert decision.local.shape == (32,) and decision.score.shape == (32,)
-    expected = decision.score >= 0.5 if kind == "classifier" else decision.score <= 0.1
+    expected = decision.score >= 0.5 if policy is ML else decision.score <= 0.1
     assert np.array_equal(decision.local, expected)
     assert f"{decision.threshold:.4g}" in decision.reason(0)
 
 
 def test_cost_aware_share_grows_with_request_transmission_cost() -> None:
     torch.manual_seed(0)
-    offloader = Offloader(OffloaderConfig(n_steps=12, n_vnfs=4, kind="cost_aware")).eval()
+    offloader = Offloader(OffloaderConfig(n_steps=12, n_vnfs=4, kind="regressor")).eval()
     x = torch.rand(64, 12, 4)
     scores = offloader.score(x).detach().numpy()
+    evidence = Evidence(64, x=x, offloaders={"cost_aware": offloader})
     c_ts = np.quantile(scores, [0.0, 0.3, 0.6, 1.0])
-    got = shares([offloader_decision(offloader, x, float(c)).share_local for c in c_ts])
+    got = shares(
+        [
+            COST_AWARE.decide(
+                evidence, resolve_knobs(DEFAULTS, PolicyOverrides(transmission_cost=float(c)))
+            ).share_local
+            for c in c_ts
+        ]
+    )
     assert np.all(np.diff(got) > 0) and got[-1] == 1.0
 
 
 def test_fixed_policies() -> None:
-    assert fixed_decision(3, local=True).local.all()
-    assert not fixed_decision(3, local=False).local.any()
-    assert "every sample remotely" in fixed_decision(1, local=False).reason(0)
+    assert LOCAL.decide(Evidence(3), KNOBS).local.all()
+    assert not REMOTE.decide(Evidence(3), KNOBS).local.any()
+    assert "every sample remotely" in REMOTE.decide(Evidence(1), KNOBS).reason(0)
+    assert LOCAL.rule == "always local"
 
 
-def test_local_labels_follow_the_paper() -> None:
-    labels = local_labels(
-        np.array([1.0, 3.0, 2.0]), np.array([0.5, 0.5, 1.0]), transmission_cost=1.0
-    )
-    assert labels.tolist() == [1.0, 0.0, 1.0]  # class 1 (local) iff C_T >= C_L - C_R
+def test_a_policy_without_its_evidence_says_what_it_needs() -> None:
+    with pytest.raises(MissingEvidence, match="ml policy needs its offloader network 'ml'"):
+        ML.decide(Evidence(2, x=torch.rand(2, 12, 4)), KNOBS)
+    with pytest.raises(MissingEvidence, match="oracle policy needs the true C_L - C_R"):
+        ORACLE.decide(Evidence(2), KNOBS)
+
+
+def test_oracle_rule_labels_like_the_paper() -> None:
+    """The classifier's labels are the oracle's rule: class 1 (local) iff C_T >= C_L - C_R."""
+    labels = ORACLE.local(np.array([1.0, 3.0, 2.0]) - np.array([0.5, 0.5, 1.0]), 1.0)
+    assert labels.tolist() == [True, False, True]
+
+
+def test_knobs_resolve_request_then_settings_then_bundle() -> None:
+    request = PolicyOverrides(transmission_cost=0.3)
+    settings = PolicyOverrides(transmission_cost=0.2, confidence_eta=0.5)
+    knobs = resolve_knobs(DEFAULTS, request, settings)
+    assert knobs.transmission_cost == 0.3 and knobs.confidence_eta == 0.5
+    assert knobs.ml_transmission_cost == 0.1  # the classifier's C_T is fixed by training
+    assert resolve_knobs(DEFAULTS, PolicyOverrides(), settings).transmission_cost == 0.2
+    # 0 is a value, not "unset"
+    assert resolve_knobs(DEFAULTS, PolicyOverrides(transmission_cost=0.0)).transmission_cost == 0
+    bundle_only = resolve_knobs(DEFAULTS)
+    assert (bundle_only.transmission_cost, bundle_only.confidence_eta) == (0.1, 0.02)
+    assert ML.governing_cost(knobs) == 0.1 and COST_AWARE.governing_cost(knobs) == 0.3
+    assert CONFIDENCE.governing_cost(knobs) is None
+
+
+@pytest.mark.parametrize("policy", [CONFIDENCE, ML, COST_AWARE], ids=lambda p: p.name)
+def test_thresholds_sweep_every_distinct_operating_point(
+    policy: object, rng: np.random.Generator
+) -> None:
+    scores = np.round(rng.random(50), 1)  # ties on purpose
+    sweep = policy.thresholds(scores)  # type: ignore[attr-defined]
+    masks = {tuple(policy.local(scores, t)) for t in sweep}  # type: ignore[attr-defined]
+    assert len(masks) == len(np.unique(scores)) + 1  # every share from 0 to all local
+    assert {sum(m) for m in masks} >= {0, 50}
+    assert len(policy.thresholds(scores, points=5)) <= 6  # type: ignore[attr-defined]
+
+
+def test_best_threshold_minimises_cost_including_transmission() -> None:
+    scores = np.array([0.1, 0.2, 0.3, 0.4])
+    costs = ExitCosts(local=np.array([1.0, 1.0, 5.0, 5.0]), remote=np.array([2.0, 2.0, 1.0, 1.0]))
+    # local iff U < eta: keeping the first two local and offloading the rest is cheapest
+    eta = CONFIDENCE.best_threshold(scores, costs, transmission_cost=0.5, points=None)
+    assert CONFIDENCE.local(scores, eta).tolist() == [True, True, False, False]
+    # a huge C_T makes every sample local
+    eta = CONFIDENCE.best_threshold(scores, costs, transmission_cost=100.0, points=None)
+    assert CONFIDENCE.local(scores, eta).all()

@@ -12,6 +12,7 @@ import torch
 from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig
 from ddnn.model import DDNN
 from ddnn.offloader import Offloader
+from ddnn.policies import PolicyDefaults
 from ddnn.windows import MinMaxScaler
 from registry import DDNNBundle, OffloaderBundle
 
@@ -34,12 +35,13 @@ def offloader_bundle_for(config: DDNNConfig, ddnn_version: str) -> OffloaderBund
     shape = {"n_steps": config.n_steps, "n_vnfs": config.n_vnfs, "hidden": (8,)}
     nets = {
         "ml": Offloader(OffloaderConfig(**shape, kind="classifier")),  # type: ignore[arg-type]
-        "cost_aware": Offloader(OffloaderConfig(**shape, kind="cost_aware")),  # type: ignore[arg-type]
+        "cost_aware": Offloader(OffloaderConfig(**shape, kind="regressor")),  # type: ignore[arg-type]
     }
     return OffloaderBundle.from_offloaders(
         nets,
         ddnn_version=ddnn_version,
-        metadata={"transmission_cost": 0.05, "confidence_eta": 0.01, "ddnn_name": "ddnn-slicing"},
+        defaults=PolicyDefaults(transmission_cost=0.05, confidence_eta=0.01),
+        metadata={"ddnn_name": "ddnn-slicing"},
     )
 
 

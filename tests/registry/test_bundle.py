@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddnn.config import DDNNConfig
+from ddnn.config import ConfigError, DDNNConfig
+from ddnn.policies import PolicyDefaults
 from registry import DDNNBundle, OffloaderBundle, RegistryError
 from registry.bundle import CONFIG_FILE, WEIGHTS_FILE
 from tests.factories import random_windows
@@ -50,7 +51,8 @@ def test_offloader_round_trip_gives_identical_scores(
     for key in ("ml", "cost_aware"):
         assert torch.equal(before[key].score(x), after[key].score(x))
         assert not after[key].training
-    assert loaded.ddnn_version == "7" and loaded.transmission_cost == 0.05
+    assert loaded.ddnn_version == "7" and loaded.defaults == bundle.defaults
+    assert loaded.defaults.transmission_cost == 0.05
 
 
 def test_build_is_strict_and_in_eval_mode(ddnn_bundle: DDNNBundle) -> None:
@@ -82,12 +84,31 @@ def test_load_names_the_problem(ddnn_bundle: DDNNBundle, tmp_path: Path) -> None
         DDNNBundle.load(tmp_path / "ddnn")
 
 
-def test_offloader_bundle_needs_its_metadata(tiny_config: DDNNConfig) -> None:
+def test_offloader_bundle_needs_its_defaults_and_networks(
+    tiny_config: DDNNConfig, tmp_path: Path
+) -> None:
     bundle = offloader_bundle_for(tiny_config, "1")
-    with pytest.raises(RegistryError, match="confidence_eta"):
-        OffloaderBundle(bundle.networks, "1", {"transmission_cost": 0.1})
+    with pytest.raises(ConfigError, match="confidence_eta"):
+        PolicyDefaults(transmission_cost=0.1, confidence_eta=-1.0)
     with pytest.raises(RegistryError, match="needs networks"):
-        OffloaderBundle({"ml": bundle.networks["ml"]}, "1", bundle.metadata)
+        OffloaderBundle({"ml": bundle.networks["ml"]}, "1", bundle.defaults, bundle.metadata)
+    bundle.save(tmp_path / "off")
+    config = json.loads((tmp_path / "off" / CONFIG_FILE).read_text())
+    del config["defaults"]
+    (tmp_path / "off" / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(RegistryError, match="malformed offloader bundle"):
+        OffloaderBundle.load(tmp_path / "off")
+
+
+def test_bundle_of_an_older_format_is_refused_with_the_remedy(
+    ddnn_bundle: DDNNBundle, tmp_path: Path
+) -> None:
+    ddnn_bundle.save(tmp_path / "ddnn")
+    config = json.loads((tmp_path / "ddnn" / CONFIG_FILE).read_text())
+    config["format"] = 1
+    (tmp_path / "ddnn" / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(RegistryError, match="format 1.*retrain"):
+        DDNNBundle.load(tmp_path / "ddnn")
 
 
 def test_save_replaces_a_bundle_and_leaves_no_staging_folder(
