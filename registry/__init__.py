@@ -9,6 +9,7 @@ from registry.bundle import (
 from registry.client import (
     DDNN_MODEL_NAME,
     DEFAULT_ALIAS,
+    DEFAULT_EXPERIMENT,
     DEFAULT_TRACKING_URI,
     OFFLOADER_MODEL_NAME,
     LoadedPair,
@@ -27,6 +28,7 @@ from registry.client import (
 __all__ = [
     "DDNN_MODEL_NAME",
     "DEFAULT_ALIAS",
+    "DEFAULT_EXPERIMENT",
     "DEFAULT_TRACKING_URI",
     "OFFLOADER_MODEL_NAME",
     "DDNNBundle",

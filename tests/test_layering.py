@@ -23,10 +23,12 @@ FORBIDDEN = {
         "pydantic",
         "pydantic_settings",
         "httpx",
+        "studies",
     },
-    "registry": {"training", "service", "fastapi"},
-    "service": {"training"},
-    "training": {"service", "fastapi"},
+    "registry": {"training", "service", "fastapi", "studies"},
+    "service": {"training", "studies"},
+    "training": {"service", "fastapi", "studies"},
+    "studies": {"service", "fastapi"},
 }
 MLFLOW_IN_TRAINING = {"tracking.py"}  # the only training module that talks to MLflow tracking
 
@@ -77,3 +79,29 @@ def test_nothing_imports_service_or_tests_outside_tests() -> None:
         if imported_roots(p) & {"service", "tests"}
     ]
     assert offenders == []
+
+
+POLICY_NAMES = {"oracle", "random", "confidence", "ml", "cost_aware"}  # "local"/"remote" are exits too
+
+
+def test_policy_names_are_written_only_in_the_policy_table() -> None:
+    """Every other module refers to the table's objects (ddnn.policies), never to a name."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}"
+        for package in ("ddnn", "training", "registry", "service", "studies", "bench")
+        for path in modules(package)
+        if path != ROOT / "ddnn" / "policies.py"
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.Constant) and node.value in POLICY_NAMES
+    ]
+    assert offenders == []
+
+
+def test_no_module_is_over_600_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): n
+        for package in ("ddnn", "training", "registry", "service", "studies", "bench")
+        for path in modules(package)
+        if (n := len(path.read_text().splitlines())) > 600
+    }
+    assert long == {}

@@ -19,78 +19,42 @@ Exit codes: 0 done, 2 bad data / configuration / registry, 3 run-all refused a c
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ddnn.config import ConfigError, CostConfig, DDNNConfig
-from ddnn.data import DataError
+from ddnn.config import ConfigError
+from ddnn.data import SYNTHETIC, DataError
+from ddnn.device import DEVICE_CHOICES
 from ddnn.windows import WindowError
 from registry import (
     DDNN_MODEL_NAME,
     DEFAULT_ALIAS,
+    DEFAULT_EXPERIMENT,
     DDNNBundle,
     ModelRef,
     RegistryError,
     load_ddnn,
     resolve_tracking_uri,
 )
-from training import jobs
-from training.config import TrainConfig
-from training.experiments import OffloaderTraining
+from training import tracking
+from training.config import PROFILES, Flags, Settings, resolve_settings
+from training.jobs.baselines import baselines_job
+from training.jobs.ddnn import sweep_job, train_job
+from training.jobs.evaluate import evaluate_job
+from training.jobs.offloaders import offloader_job
+from training.jobs.register import ChampionRefusedError
+from training.jobs.run_all import run_all
 from training.report import RESULT_FILES
-from training.settings import DEFAULT_EXPERIMENT, SYNTHETIC, DataSpec, Settings
 
 logger = logging.getLogger("training")
 
 EXIT_ERROR = 2
 EXIT_REFUSED = 3
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Overrides of the dataclass defaults, per section (the recipe options are left alone)."""
-
-    model: Mapping[str, Any]
-    train: Mapping[str, Any] = field(default_factory=dict)
-    data: Mapping[str, Any] = field(default_factory=dict)
-    offloader: Mapping[str, Any] = field(default_factory=dict)
-    weight_pairs: tuple[float, ...] = (0.9, 0.8, 0.1)  # the paper's (w_L, w_R) pairs, by w_L
-    threads: int = 0  # torch CPU threads; 0 = torch's default
-
-
-PROFILES = {
-    # `make run`: hourly synthetic demand, one day of input, a cloud 4x smaller than the paper's;
-    # the whole run-all takes 1-2 minutes on 2 CPU cores.
-    "small": Profile(
-        model={"n_steps": 48, "n_vnfs": 16, "cloud_hidden": (64, 32), "head_hidden": (64, 32)},
-        train={"epochs": 40, "patience": 8},
-        data={"synthetic_interval": 60, "synthetic_days": 91},
-        offloader={"epochs": 15, "hidden": (64, 32)},
-        # the small LSTMs gain nothing from a second thread, and a shared machine loses a lot
-        threads=1,
-    ),
-    # The paper's sizes (Sec. V-A): N=144 (one day at 10 min), K=16, cloud LSTM 256/128,
-    # FC head 128/64/32; training recipe from the dataclass defaults.
-    "paper": Profile(
-        model={
-            "n_steps": 144,
-            "n_vnfs": 16,
-            "cloud_hidden": (256, 128),
-            "head_hidden": (128, 64, 32),
-        },
-        data={"synthetic_interval": 10, "synthetic_days": 56},
-    ),
-}
-CONFIG_SECTIONS = ("model", "train", "cost", "offloader", "data")
-CONFIG_SCALARS = ("weight_pairs", "collapse_margin")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,7 +66,7 @@ def common_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument(
         "--data",
-        default="synthetic",
+        default=SYNTHETIC,
         help="'synthetic' (default), a tidy CSV, a Dataverse daily file or a folder of them",
     )
     data.add_argument(
@@ -131,7 +95,7 @@ def common_parser() -> argparse.ArgumentParser:
     config.add_argument("--n-steps", type=int, help="input window N (default: the profile's)")
     config.add_argument("--epochs", type=int, help="maximum training epochs")
     config.add_argument("--seed", type=int, help="seed of the training and the offloaders")
-    config.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    config.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     config.add_argument(
         "--threads", type=int, help="torch CPU threads (default: the profile's; 0: torch's)"
     )
@@ -229,111 +193,39 @@ def _float_list(text: str) -> tuple[float, ...]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Resolving the configuration
+# From the command line to the settings (resolved in training.config)
 
 
-def build_settings(args: argparse.Namespace) -> Settings:
-    """Defaults -> profile -> --config file -> flags, checked by the dataclasses."""
-    profile = PROFILES[args.profile]
-    sections: dict[str, dict[str, Any]] = {
-        "model": dict(profile.model),
-        "train": dict(profile.train),
-        "cost": {},
-        "offloader": dict(profile.offloader),
-        "data": dict(profile.data),
-    }
-    scalars: dict[str, Any] = {"weight_pairs": profile.weight_pairs, "collapse_margin": 0.05}
-    if args.config is not None:
-        _merge_config_file(args.config, sections, scalars)
-    _merge_flags(args, sections, scalars)
-    train = TrainConfig().updated(**sections["train"])
-    return Settings(
-        profile=args.profile,
-        data=DataSpec.from_dict(sections["data"]),
-        model=DDNNConfig.from_dict(sections["model"]),
-        train=train,
-        cost=CostConfig.from_dict(sections["cost"]),
-        offloader=OffloaderTraining.from_dict(sections["offloader"]),
-        weight_pairs=_weight_pairs(scalars["weight_pairs"]),
+def flags_of(args: argparse.Namespace) -> Flags:
+    """The explicit values of this invocation (subcommand-specific ones where they exist)."""
+    weight_pairs = getattr(args, "weight_pairs", None)
+    if getattr(args, "w_local", None) is not None:
+        weight_pairs = (args.w_local,)
+    return Flags(
         out=args.out,
-        device=resolve_device(args.device),
+        data=args.data,
+        activity=args.activity,
+        cells=args.cells,
+        top_k=args.top_k,
+        interval=args.interval,
+        n_steps=args.n_steps,
+        epochs=args.epochs,
+        seed=args.seed,
+        weight_pairs=weight_pairs,
+        device=args.device,
+        threads=args.threads,
         experiment=args.experiment,
-        tracking_uri=resolve_tracking_uri(args.tracking_uri),
-        collapse_margin=float(scalars["collapse_margin"]),
+        tracking_uri=args.tracking_uri,
     )
 
 
-def _merge_config_file(
-    path: Path, sections: dict[str, dict[str, Any]], scalars: dict[str, Any]
-) -> None:
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from None
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a JSON object with sections {CONFIG_SECTIONS}")
-    unknown = sorted(set(loaded) - set(CONFIG_SECTIONS) - set(CONFIG_SCALARS))
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown key(s) {unknown}; known: {[*CONFIG_SECTIONS, *CONFIG_SCALARS]}"
-        )
-    for name in CONFIG_SECTIONS:
-        section = loaded.get(name, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"{path}: section {name!r} must be an object")
-        sections[name] |= section
-    scalars |= {key: loaded[key] for key in CONFIG_SCALARS if key in loaded}
+def build_settings(args: argparse.Namespace) -> Settings:
+    return resolve_settings(args.profile, args.config, flags_of(args))
 
 
-def _merge_flags(
-    args: argparse.Namespace, sections: dict[str, dict[str, Any]], scalars: dict[str, Any]
-) -> None:
-    data = sections["data"]
-    data["source"] = _data_source(args.data)
-    data["activity"] = args.activity
-    if args.cells is not None:
-        data["cells"], data["top_k"] = args.cells, None
-    if args.top_k is not None:
-        data["top_k"], data["cells"] = args.top_k, None
-    if args.interval is not None:
-        data["interval_minutes"] = args.interval
-    if args.n_steps is not None:
-        sections["model"]["n_steps"] = args.n_steps
-    if args.epochs is not None:
-        sections["train"]["epochs"] = args.epochs
-    if args.seed is not None:
-        sections["train"]["seed"] = sections["offloader"]["seed"] = args.seed
-    if getattr(args, "weight_pairs", None):
-        scalars["weight_pairs"] = args.weight_pairs
-    if getattr(args, "w_local", None) is not None:
-        scalars["weight_pairs"] = (args.w_local,)
-
-
-def _data_source(text: str) -> str:
-    """'synthetic' stays; a path becomes absolute (a registered model remembers its data)."""
-    return text if text == SYNTHETIC else str(Path(text).expanduser().resolve())
-
-
-def _weight_pairs(values: Sequence[float]) -> tuple[float, ...]:
-    pairs = tuple(float(v) for v in values)
-    if not pairs or not all(0.0 <= w <= 1.0 for w in pairs):
-        raise ConfigError(f"weight pairs: each w_L must lie in [0, 1], got {list(pairs)}")
-    return pairs
-
-
-def resolve_device(choice: str) -> str:
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available")
-    return choice
-
-
-def configure_runtime(settings: Settings, threads: int) -> None:
-    if threads > 0:
-        torch.set_num_threads(threads)
+def configure_runtime(settings: Settings) -> None:
+    if settings.threads > 0:
+        torch.set_num_threads(settings.threads)
     if settings.device == "cpu":
         # LSTM training on the CPU slows 2-3x after a few epochs without this (issue 4).
         torch.set_flush_denormal(True)
@@ -354,7 +246,7 @@ def configure_logging(level: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    trained, ref = jobs.train_job(settings, args.w_local, register=args.register)
+    trained, ref = train_job(settings, args.w_local, register=args.register)
     lines = [f"DDNN {trained.label}: checkpoint in {trained.checkpoint}"]
     if ref is not None:
         lines.append(f"registered as {ref.version_uri}")
@@ -363,14 +255,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train_baselines(args: argparse.Namespace, settings: Settings) -> int:
-    baselines = jobs.baselines_job(settings)
+    baselines = baselines_job(settings)
     costs = ", ".join(f"{k} {v:.4g}" for k, v in baselines.val.items())
     _announce(settings, [f"validation cost: {costs}", f"models in {settings.out / 'models'}"])
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
-    trained = jobs.sweep_job(settings)
+    trained = sweep_job(settings)
     lines = [
         f"{t.label}: validation local {t.costs['val'].mean()['local']:.4g}, "
         f"remote {t.costs['val'].mean()['remote']:.4g}"
@@ -383,7 +275,7 @@ def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_train_offloader(args: argparse.Namespace, settings: Settings) -> int:
     bundle, ref = load_ddnn_source(args, settings)
-    offloaders, off_ref = jobs.offloader_job(
+    offloaders, off_ref = offloader_job(
         settings,
         bundle,
         ref,
@@ -393,7 +285,8 @@ def cmd_train_offloader(args: argparse.Namespace, settings: Settings) -> int:
     )
     lines = [
         f"offloaders for DDNN {ref.version_uri if ref else args.ddnn_dir}: "
-        f"C_T={offloaders.default_ct:.4g}, confidence eta={offloaders.confidence_eta:.4g}"
+        f"C_T={offloaders.defaults.transmission_cost:.4g}, "
+        f"confidence eta={offloaders.defaults.confidence_eta:.4g}"
     ]
     if off_ref is not None:
         lines.append(f"registered as {off_ref.version_uri}")
@@ -403,15 +296,15 @@ def cmd_train_offloader(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     bundle, ref = load_ddnn_source(args, settings)
-    jobs.evaluate_job(settings, bundle, ref)
+    evaluate_job(settings, bundle, ref)
     _announce(settings, _result_lines(settings))
     return 0
 
 
 def cmd_run_all(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        result = jobs.run_all(settings, alias=args.champion_alias, register=not args.no_register)
-    except jobs.ChampionRefusedError as exc:
+        result = run_all(settings, alias=args.champion_alias, register=not args.no_register)
+    except ChampionRefusedError as exc:
         logger.error("run-all refused to register a champion: %s", exc)
         _announce(settings, _result_lines(settings))
         return EXIT_REFUSED
@@ -419,7 +312,7 @@ def cmd_run_all(args: argparse.Namespace, settings: Settings) -> int:
     if result.refs is not None:
         ddnn_ref, offloader_ref = result.refs
         lines.append(
-            f"champion: {ddnn_ref.version_uri} (w_L={result.champion.w_local:g}) with "
+            f"champion: {ddnn_ref.version_uri} (w_L={result.champion.ddnn.w_local:g}) with "
             f"{offloader_ref.version_uri}, alias '{args.champion_alias}' moved to both"
         )
     _announce(settings, lines)
@@ -471,9 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         settings = build_settings(args)
-        threads = PROFILES[args.profile].threads if args.threads is None else args.threads
-        configure_runtime(settings, threads)
-        return int(jobs.run_in_experiment(settings, lambda: COMMANDS[args.command](args, settings)))
+        configure_runtime(settings)
+        tracking.configure(settings.tracking_uri, settings.experiment)
+        return COMMANDS[args.command](args, settings)
     except (DataError, WindowError, ConfigError, RegistryError) as exc:
         logger.error("%s", exc)
         return EXIT_ERROR

@@ -1,16 +1,37 @@
-"""Training configuration: defaults here, overrides from a JSON file then the CLI (no exec)."""
+"""Training configuration, resolved in one place: defaults -> profile -> JSON file -> flags.
+
+The dataclasses here hold the training knobs (model hyper-parameters live in ``ddnn.config``);
+``resolve_settings`` is the only function that combines them into the `Settings` of a job.
+Unknown keys are errors; nothing is executed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, Self
 
-from ddnn.config import ConfigError
+from ddnn.config import ConfigError, CostConfig, DDNNConfig, dataclass_from_dict
+from ddnn.data import SYNTHETIC
+from ddnn.device import resolve_device
+from registry import DEFAULT_EXPERIMENT, resolve_tracking_uri
+
+WEIGHT_PAIRS = (0.9, 0.8, 0.1)  # the paper's (w_L, w_R) pairs, by w_L (Sec. V)
+COLLAPSE_MARGIN = 0.05  # the guard: a model must be at least 5 % below the best constant
+# The paper's prototypes were trained plainly (Adam 1e-3, batch 64, early stopping): the recipe's
+# schedule, clipping and warm-up switched off (TrainConfig overrides).
+PAPER_PLAIN_TRAINING: dict[str, Any] = {
+    "schedule": "constant",
+    "clip_norm": 0.0,
+    "warmup_epochs": 0,
+}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The recipe's training defaults (docs/recipe.md; measured by `python -m training.ablation`).
+    """The training loop's knobs; the defaults are the recipe's (docs/recipe.md).
 
     An "epoch" is at most max_steps_per_epoch batches of a fresh random order, then a validation
     check: 15 x 64 samples is the whole hourly dev training split and 1/6 of the 10-minute one,
@@ -45,3 +66,256 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"TrainConfig: unknown field(s) {unknown}")
         return replace(self, **overrides)
+
+
+@dataclass(frozen=True)
+class OffloaderTraining:
+    """How the offloaders are trained and their knobs swept (our choices: docs/recipe.md).
+
+    - C_T grid: the ``ct_quantiles`` of the training benefit C_L - C_R, clipped at 0 and
+      de-duplicated; one classifier per C_T, the regressor once and swept over the same grid.
+    - default C_T (the registered classifier's): the median training benefit, clipped at 0.
+    - confidence eta: the quantile of the validation U (``eta_points`` levels) with the lowest
+      validation cost including C_T, mean(C_L if local else C_R + C_T).
+    """
+
+    hidden: tuple[int, ...] = (128, 32)  # 2 hidden layers + output = the paper's 3 FC layers
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    ct_quantiles: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    eta_points: int = 21  # confidence: eta at this many quantiles of U (0 % ... 100 %)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.eta_points < 2:
+            raise ConfigError(f"OffloaderTraining: invalid value in {self}")
+        if not self.ct_quantiles or not all(0.0 <= q <= 1.0 for q in self.ct_quantiles):
+            raise ConfigError("OffloaderTraining: ct_quantiles must lie in [0, 1]")
+
+    def loop(self) -> TrainConfig:
+        """The training loop's settings: every batch, every epoch, the best validation loss."""
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            schedule="constant",
+            clip_norm=0.0,
+            patience=self.epochs,
+            max_steps_per_epoch=0,
+            seed=self.seed,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return dataclass_from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which demand to load and how to select its cells."""
+
+    source: str = SYNTHETIC  # "synthetic" or a path (file or folder)
+    activity: str = "internet"
+    cells: tuple[int, ...] | None = None
+    top_k: int | None = None
+    interval_minutes: int | None = None  # resample to this; None keeps the data's interval
+    synthetic_interval: int = 60
+    synthetic_days: int = 56
+    synthetic_cells: int | None = None  # None: K cells
+    synthetic_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cells is not None and self.top_k is not None:
+            raise ConfigError("data: give --cells or --top-k, not both")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return dataclass_from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One resolved configuration: profile defaults, then a JSON file, then the flags."""
+
+    profile: str
+    data: DataSpec
+    model: DDNNConfig
+    train: TrainConfig
+    cost: CostConfig
+    offloader: OffloaderTraining
+    weight_pairs: tuple[float, ...]
+    out: Path
+    device: str = "cpu"
+    experiment: str = DEFAULT_EXPERIMENT
+    tracking_uri: str | None = None
+    collapse_margin: float = COLLAPSE_MARGIN
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def params(self) -> dict[str, Any]:
+        """What a job logs as MLflow params (the data's source and fingerprint are added)."""
+        return {
+            "profile": self.profile,
+            "data": self.data.to_dict(),
+            "model": self.model.to_dict(),
+            "train": self.train.to_dict(),
+            "cost": self.cost.to_dict(),
+            "offloader": self.offloader.to_dict(),
+            "weight_pairs": list(self.weight_pairs),
+            "device": self.device,
+            "collapse_margin": self.collapse_margin,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Profiles
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Overrides of the dataclass defaults, per section (the recipe options are left alone)."""
+
+    model: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    offloader: Mapping[str, Any] = field(default_factory=dict)
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+
+PROFILES = {
+    # `make run`: hourly synthetic demand, one day of input, a cloud 4x smaller than the paper's;
+    # the whole run-all takes 1-2 minutes on 2 CPU cores.
+    "small": Profile(
+        model={"n_steps": 48, "cloud_hidden": (64, 32), "head_hidden": (64, 32)},
+        train={"epochs": 40, "patience": 8},
+        data={"synthetic_interval": 60, "synthetic_days": 91},
+        offloader={"epochs": 15, "hidden": (64, 32)},
+        # the small LSTMs gain nothing from a second thread, and a shared machine loses a lot
+        threads=1,
+    ),
+    # The paper's sizes (Sec. V-A) are DDNNConfig's defaults; the recipe is TrainConfig's.
+    "paper": Profile(data={"synthetic_interval": 10, "synthetic_days": 56}),
+}
+CONFIG_SECTIONS = ("model", "train", "cost", "offloader", "data")
+CONFIG_SCALARS = ("weight_pairs", "collapse_margin")
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The explicit command-line values of one invocation; None = not given."""
+
+    out: Path = Path("results")
+    data: str = SYNTHETIC
+    activity: str = "internet"
+    cells: tuple[int, ...] | None = None
+    top_k: int | None = None
+    interval: int | None = None
+    n_steps: int | None = None
+    epochs: int | None = None
+    seed: int | None = None
+    weight_pairs: tuple[float, ...] | None = None
+    device: str = "auto"
+    threads: int | None = None
+    experiment: str = DEFAULT_EXPERIMENT
+    tracking_uri: str | None = None
+
+
+def resolve_settings(profile_name: str, config_file: Path | None, flags: Flags) -> Settings:
+    """Defaults -> profile -> --config file -> flags, checked by the dataclasses."""
+    profile = PROFILES[profile_name]
+    sections: dict[str, dict[str, Any]] = {
+        "model": dict(profile.model),
+        "train": dict(profile.train),
+        "cost": {},
+        "offloader": dict(profile.offloader),
+        "data": dict(profile.data),
+    }
+    scalars: dict[str, Any] = {"weight_pairs": WEIGHT_PAIRS, "collapse_margin": COLLAPSE_MARGIN}
+    if config_file is not None:
+        _merge_config_file(config_file, sections, scalars)
+    _merge_flags(flags, sections, scalars)
+    return Settings(
+        profile=profile_name,
+        data=DataSpec.from_dict(sections["data"]),
+        model=DDNNConfig.from_dict(sections["model"]),
+        train=TrainConfig().updated(**sections["train"]),
+        cost=CostConfig.from_dict(sections["cost"]),
+        offloader=OffloaderTraining.from_dict(sections["offloader"]),
+        weight_pairs=_weight_pairs(scalars["weight_pairs"]),
+        out=flags.out,
+        device=str(resolve_device(flags.device)),
+        experiment=flags.experiment,
+        tracking_uri=resolve_tracking_uri(flags.tracking_uri),
+        collapse_margin=float(scalars["collapse_margin"]),
+        threads=profile.threads if flags.threads is None else flags.threads,
+    )
+
+
+def _merge_config_file(
+    path: Path, sections: dict[str, dict[str, Any]], scalars: dict[str, Any]
+) -> None:
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a JSON object with sections {CONFIG_SECTIONS}")
+    unknown = sorted(set(loaded) - set(CONFIG_SECTIONS) - set(CONFIG_SCALARS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) {unknown}; known: {[*CONFIG_SECTIONS, *CONFIG_SCALARS]}"
+        )
+    for name in CONFIG_SECTIONS:
+        section = loaded.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: section {name!r} must be an object")
+        sections[name] |= section
+    scalars |= {key: loaded[key] for key in CONFIG_SCALARS if key in loaded}
+
+
+def _merge_flags(
+    flags: Flags, sections: dict[str, dict[str, Any]], scalars: dict[str, Any]
+) -> None:
+    data = sections["data"]
+    data["source"] = data_source(flags.data)
+    data["activity"] = flags.activity
+    if flags.cells is not None:
+        data["cells"], data["top_k"] = flags.cells, None
+    if flags.top_k is not None:
+        data["top_k"], data["cells"] = flags.top_k, None
+    if flags.interval is not None:
+        data["interval_minutes"] = flags.interval
+    if flags.n_steps is not None:
+        sections["model"]["n_steps"] = flags.n_steps
+    if flags.epochs is not None:
+        sections["train"]["epochs"] = flags.epochs
+    if flags.seed is not None:
+        sections["train"]["seed"] = sections["offloader"]["seed"] = flags.seed
+    if flags.weight_pairs:
+        scalars["weight_pairs"] = flags.weight_pairs
+
+
+def data_source(text: str) -> str:
+    """'synthetic' stays; a path becomes absolute (a registered model remembers its data)."""
+    return text if text == SYNTHETIC else str(Path(text).expanduser().resolve())
+
+
+def _weight_pairs(values: Sequence[float]) -> tuple[float, ...]:
+    pairs = tuple(float(v) for v in values)
+    if not pairs or not all(0.0 <= w <= 1.0 for w in pairs):
+        raise ConfigError(f"weight pairs: each w_L must lie in [0, 1], got {list(pairs)}")
+    return pairs

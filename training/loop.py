@@ -1,4 +1,10 @@
-"""Epoch functions: train_one_epoch, validate, fit (early stopping). No CLI, no env, no MLflow."""
+"""The one training loop, for the DDNN, the centralized baselines and the offloaders.
+
+What a model is trained on is an `Objective` (training.objectives): the loss of a batch and the
+number early stopping watches. Everything else is the same for every model: AdamW, the schedule,
+clipping, capped steps per epoch, validation after each epoch, early stopping with the best
+weights restored. No CLI, no environment, no MLflow.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,32 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from ddnn.config import CostConfig
-from ddnn.losses import joint_loss
 from ddnn.model import ExitOutputs
 from training.config import TrainConfig
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+Tensors = tuple[torch.Tensor, torch.Tensor]  # (inputs, targets)
+EVAL_CHUNK = 1024  # windows per forward pass outside training
+
+
+class Objective(Protocol):
+    """The loss of one batch (with the parts to log), and what early stopping watches."""
+
+    def loss(
+        self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, epoch: int | None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """epoch is None on validation windows (the objective as reported, no warm-up)."""
+        ...
+
+    def selection(self, parts: dict[str, float]) -> float:
+        """The validation number that early stopping minimises."""
+        ...
 
 
 @dataclass
@@ -40,13 +61,6 @@ def learning_rate(epoch: int, config: TrainConfig) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def cost_for_epoch(epoch: int, config: TrainConfig, cost: CostConfig) -> CostConfig:
-    """Optional warm-up: the first epochs use a symmetric cost (c1 = c2 scale), then Eq. 3."""
-    if epoch < config.warmup_epochs:
-        return CostConfig(c1=cost.c2, c2=cost.c2)
-    return cost
-
-
 def batches(
     n: int, batch_size: int, generator: torch.Generator, device: torch.device
 ) -> list[torch.Tensor]:
@@ -56,24 +70,23 @@ def batches(
 
 def train_one_epoch(
     model: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
+    train: Tensors,
+    objective: Objective,
     optimizer: torch.optim.Optimizer,
     *,
-    w_local: float,
-    cost: CostConfig,
+    epoch: int,
     config: TrainConfig,
     generator: torch.Generator,
 ) -> dict[str, float]:
-    """One pass over the training windows; returns the mean loss parts."""
+    """One pass over (at most max_steps_per_epoch batches of) the training windows."""
+    inputs, targets = train
     model.train()
     totals: dict[str, float] = {}
     index_batches = batches(len(inputs), config.batch_size, generator, inputs.device)
     if config.max_steps_per_epoch:
         index_batches = index_batches[: config.max_steps_per_epoch]
     for idx in index_batches:
-        out: ExitOutputs = model(inputs[idx])  # forward on both exits
-        loss, parts = joint_loss(out, targets[idx], w_local, cost)  # joint cost loss (Eq. 7)
+        loss, parts = objective.loss(model, inputs[idx], targets[idx], epoch)  # forward, loss
         loss.backward()  # backward
         if config.clip_norm > 0:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)  # clip
@@ -85,7 +98,24 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 1024) -> ExitOutputs:
+def validate(model: nn.Module, data: Tensors, objective: Objective) -> dict[str, float]:
+    """The objective's parts on held-out windows (eval mode, chunked, mean over windows)."""
+    inputs, targets = data
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    for start in range(0, len(inputs), EVAL_CHUNK):
+        chunk = slice(start, start + EVAL_CHUNK)
+        _, parts = objective.loss(model, inputs[chunk], targets[chunk], None)
+        weight = len(inputs[chunk]) / len(inputs)
+        for key, value in parts.items():
+            totals[key] = totals.get(key, 0.0) + weight * value
+    model.train(was_training)
+    return totals
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = EVAL_CHUNK) -> ExitOutputs:
     """Both exits for all inputs in eval mode (restoring the previous mode)."""
     was_training = model.training
     model.eval()
@@ -99,66 +129,43 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 1024) -> E
     return ExitOutputs(y_remote=torch.cat([o.y_remote for o in outs]), y_local=y_local)
 
 
-@torch.no_grad()
-def validate(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    w_local: float,
-    cost: CostConfig,
-) -> dict[str, float]:
-    """Mean per-sample cost of each exit and the joint loss on held-out windows."""
-    _, parts = joint_loss(predict(model, inputs), targets, w_local, cost)
-    return parts
-
-
-def selection_metric(parts: dict[str, float], w_local: float) -> float:
-    """What early stopping watches: the joint cost for a DDNN, the remote cost otherwise."""
-    return parts.get("joint", parts["remote"])
-
-
 def fit(
     model: nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    *,
-    w_local: float,
-    cost: CostConfig,
+    train: Tensors,
+    val: Tensors,
+    objective: Objective,
     config: TrainConfig,
     on_epoch: EpochCallback | None = None,
 ) -> FitResult:
-    """Train with early stopping on the validation cost; the model ends with its best weights."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    """Train with early stopping on the validation objective; the model ends with its best
+    weights. Epochs of a warm-up (config.warmup_epochs) never count as the best."""
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     generator = torch.Generator().manual_seed(config.seed)
     result = FitResult(best_epoch=-1, best_val=math.inf)
     best_state = copy.deepcopy(model.state_dict())
     for epoch in range(config.epochs):
+        lr = learning_rate(epoch, config)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(epoch, config)
-        epoch_cost = cost_for_epoch(epoch, config, cost)
+            group["lr"] = lr
         train_parts = train_one_epoch(
-            model,
-            *train,
-            optimizer,
-            w_local=w_local,
-            cost=epoch_cost,
-            config=config,
-            generator=generator,
+            model, train, objective, optimizer, epoch=epoch, config=config, generator=generator
         )
-        val_parts = validate(model, *val, w_local=w_local, cost=cost)
+        val_parts = validate(model, val, objective)
         metrics = {f"train_{k}": v for k, v in train_parts.items()}
-        metrics |= {f"val_{k}": v for k, v in val_parts.items()} | {
-            "lr": learning_rate(epoch, config)
-        }
+        metrics |= {f"val_{k}": v for k, v in val_parts.items()} | {"lr": lr}
         result.history.append(metrics)
         if on_epoch is not None:
             on_epoch(epoch, metrics)
-        score = selection_metric(val_parts, w_local)
-        if epoch >= config.warmup_epochs and score < result.best_val:
+        score = objective.selection(val_parts)
+        if epoch < config.warmup_epochs:
+            continue
+        if score < result.best_val:
             result.best_epoch, result.best_val = epoch, score
             best_state = copy.deepcopy(model.state_dict())
-        elif epoch >= config.warmup_epochs and epoch - result.best_epoch >= config.patience:
+        elif epoch - result.best_epoch >= config.patience:
             break
     model.load_state_dict(best_state)
+    model.eval()
     return result

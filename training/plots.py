@@ -22,12 +22,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ddnn.policies import CONFIDENCE, COST_AWARE, ML, ORACLE, RANDOM  # noqa: E402
+
 POLICY_STYLE = {
-    "oracle": ("k", "-", "oracle"),
-    "random": ("0.5", "--", "random"),
-    "confidence": ("tab:orange", "-", "confidence (MC dropout)"),
-    "ml": ("tab:blue", "-", "ML classifier"),
-    "cost_aware": ("tab:green", "-", "cost-aware (ours)"),
+    ORACLE.name: ("k", "-", "oracle"),
+    RANDOM.name: ("0.5", "--", "random"),
+    CONFIDENCE.name: ("tab:orange", "-", "confidence (MC dropout)"),
+    ML.name: ("tab:blue", "-", "ML classifier"),
+    COST_AWARE.name: ("tab:green", "-", "cost-aware (ours)"),
 }
 BASELINE_MARKERS = {"centralized_lstm": "s", "centralized_lstm_wide": "D", "deepcog": "^"}
 NAIVE_STYLE: dict[str, str | tuple[int, tuple[int, ...]]] = {

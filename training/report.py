@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,15 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from ddnn.baselines import BASELINES
+from ddnn.cost import ExitCosts
+from ddnn.naive import NAIVE_KINDS
 from training import plots, tracking
-from training.experiments import (
-    BASELINE_KEYS,
-    NAIVE_KEYS,
-    ExitCosts,
-    LatencyTable,
-    build_summary,
-)
-from training.settings import Prepared, Settings
+from training.config import Settings
+from training.data import Prepared
+from training.latency import LatencyTable
+
+BASELINE_KEYS = tuple(BASELINES)
+NAIVE_KEYS = NAIVE_KINDS
 
 RESULT_FILES = (
     "summary.json",
@@ -98,6 +100,32 @@ def write_report(
         tracking.log_artifact(out / name, "results")
     tracking.log_metrics(_summary_metrics(summary))
     return summary
+
+
+def build_summary(
+    *,
+    data: Mapping[str, Any],
+    test: ExitCosts,
+    baseline_costs: Mapping[str, float | None],
+    policies: Mapping[str, Any],
+    latency: LatencyTable,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The schema of issue 3 (mean per-sample costs on the test split, normalised units)."""
+    costs: dict[str, float | None] = {
+        "all_local": float(test.local.mean()),
+        "all_remote": float(test.remote.mean()),
+    }
+    for key in (*BASELINE_KEYS, *NAIVE_KEYS):
+        value = baseline_costs.get(key)
+        costs[key] = None if value is None or not math.isfinite(value) else float(value)
+    summary: dict[str, Any] = {
+        "data": dict(data),
+        "costs": costs,
+        "policies": dict(policies),
+        "latency_ms": latency.summary(),
+    }
+    return summary | dict(extra or {})
 
 
 def allocation_panel(evaluation: Evaluation, prepared: Prepared) -> plots.AllocationPanel:

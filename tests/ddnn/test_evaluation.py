@@ -5,14 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ddnn.cost import ExitCosts
 from ddnn.evaluation import (
     GRID,
     LatencyModel,
+    PolicyScores,
     curve_from_masks,
     gap_closed,
     interpolate,
     mean_cost,
     oracle_curve,
+    policy_curves,
+    policy_metrics,
     random_curve,
     share_local_at,
     total_cost,
@@ -108,3 +112,23 @@ def test_latency_model_matches_the_papers_formula() -> None:
     assert model.per_sample(0.4) == pytest.approx(0.05 + 0.4 * 0.1 + 0.6 * (42.46 + 2.0))
     assert model.per_sample(0.95) < model.per_sample(0.05)
     assert model.centralized(2.2) == pytest.approx(44.66)
+
+
+def test_curves_span_both_ends_and_the_oracle_closes_the_whole_gap() -> None:
+    rng = np.random.default_rng(0)
+    test = ExitCosts(local=rng.uniform(0, 2, 50), remote=rng.uniform(0, 1, 50))
+    scores = PolicyScores(
+        costs=test,
+        confidence=rng.uniform(size=50),
+        ml=[rng.uniform(size=50) for _ in range(2)],
+        cost_aware=test.benefit,  # a perfect regressor
+        ct_grid=np.array([0.0, 0.5, 1.0]),
+        eta_points=5,
+    )
+    curves = policy_curves(scores)
+    metrics = policy_metrics(curves, reference=float(test.remote.mean()))
+    for curve in curves.values():
+        assert curve[0, 0] == 0.0 and curve[-1, 0] == 1.0
+    assert metrics["oracle"]["gap_closed"] == pytest.approx(1.0)
+    assert metrics["random"]["gap_closed"] == pytest.approx(0.0)
+    assert metrics["cost_aware"]["gap_closed"] > 0.5

@@ -10,6 +10,7 @@ from ddnn.model import DDNN
 from tests.factories import random_windows
 from training.config import TrainConfig
 from training.loop import fit, learning_rate, seed_everything, validate
+from training.objectives import ExitCost
 
 pytestmark = pytest.mark.unit
 
@@ -23,9 +24,7 @@ def test_tiny_ddnn_joint_loss_goes_down(tiny_config: DDNNConfig, cost: CostConfi
     seed_everything(0)
     model = DDNN(tiny_config)
     train, val = tensors(256, tiny_config, 0), tensors(64, tiny_config, 1)
-    result = fit(
-        model, train, val, w_local=0.5, cost=cost, config=TrainConfig(epochs=6, batch_size=32)
-    )
+    result = fit(model, train, val, ExitCost(0.5, cost), TrainConfig(epochs=6, batch_size=32))
     first, best = result.history[0]["train_joint"], min(h["train_joint"] for h in result.history)
     assert best < 0.8 * first
     assert result.best_val == pytest.approx(min(h["val_joint"] for h in result.history))
@@ -35,12 +34,9 @@ def test_fit_restores_the_best_epoch_weights(tiny_config: DDNNConfig, cost: Cost
     seed_everything(0)
     model = DDNN(tiny_config)
     train, val = tensors(128, tiny_config, 0), tensors(32, tiny_config, 1)
-    result = fit(
-        model, train, val, w_local=0.9, cost=cost, config=TrainConfig(epochs=3, batch_size=32)
-    )
-    assert validate(model, *val, w_local=0.9, cost=cost)["joint"] == pytest.approx(
-        result.best_val, rel=1e-5
-    )
+    objective = ExitCost(0.9, cost)
+    result = fit(model, train, val, objective, TrainConfig(epochs=3, batch_size=32))
+    assert validate(model, val, objective)["joint"] == pytest.approx(result.best_val, rel=1e-5)
 
 
 def test_training_is_reproducible_for_a_seed(tiny_config: DDNNConfig, cost: CostConfig) -> None:
@@ -51,9 +47,8 @@ def test_training_is_reproducible_for_a_seed(tiny_config: DDNNConfig, cost: Cost
             model,
             tensors(64, tiny_config, 0),
             tensors(32, tiny_config, 1),
-            w_local=0.9,
-            cost=cost,
-            config=TrainConfig(epochs=2, batch_size=16, seed=3),
+            ExitCost(0.9, cost),
+            TrainConfig(epochs=2, batch_size=16, seed=3),
         ).best_val
 
     assert run() == run()

@@ -20,9 +20,10 @@ from ddnn.config import CostConfig, DDNNConfig
 from ddnn.model import DDNN
 from ddnn.windows import Dataset
 from tests.factories import tiny_dataset
-from training.ablation import PLAIN_TRAIN, naive_costs
-from training.config import TrainConfig
+from training.config import PAPER_PLAIN_TRAINING, TrainConfig
+from training.data import naive_costs
 from training.loop import fit, predict, seed_everything
+from training.objectives import ExitCost
 
 pytestmark = pytest.mark.unit
 
@@ -57,9 +58,8 @@ def train_centralized(
         model,
         (torch.from_numpy(dataset.train.inputs), torch.from_numpy(dataset.train.targets)),
         val,
-        w_local=0.9,
-        cost=CostConfig(),
-        config=train.updated(seed=seed),
+        ExitCost(0.9, CostConfig()),
+        train.updated(seed=seed),
     )
     spread = predict(model, val[0]).y_remote.std(dim=0).mean() / val[1].std(dim=0).mean()
     return result.best_val, float(spread)
@@ -67,7 +67,7 @@ def train_centralized(
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_recipe_learns_near_last_value(dataset: Dataset, seed: int) -> None:
-    naive = naive_costs(dataset, "val")
+    naive = naive_costs(dataset, "val", CostConfig())
     cost, spread = train_centralized(dataset, DDNNConfig(**SMALL), BUDGET, seed)
     assert spread > 0.5, "the recipe's allocation should follow the demand"
     assert cost < 0.6 * naive["best_constant"]
@@ -75,9 +75,9 @@ def test_recipe_learns_near_last_value(dataset: Dataset, seed: int) -> None:
 
 
 def test_paper_configuration_stays_at_a_constant(dataset: Dataset) -> None:
-    naive = naive_costs(dataset, "val")
+    naive = naive_costs(dataset, "val", CostConfig())
     cost, spread = train_centralized(
-        dataset, DDNNConfig.paper(**SMALL), BUDGET.updated(**PLAIN_TRAIN), seed=0
+        dataset, DDNNConfig.paper(**SMALL), BUDGET.updated(**PAPER_PLAIN_TRAINING), seed=0
     )
     assert spread < 0.05
     assert cost > 0.9 * naive["best_constant"]

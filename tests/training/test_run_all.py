@@ -166,7 +166,7 @@ def test_champion_pair_loads_and_reproduces_the_trained_model(run_all: RunAll) -
     assert torch.equal(pair.ddnn.build()(x).y_remote, saved.build()(x).y_remote)
     assert pair.offloader.ddnn_version == pair.ddnn_ref.version
     assert set(pair.offloader.build()) == {"ml", "cost_aware"}
-    assert pair.offloader.confidence_eta == run_all.summary["confidence_eta"]
+    assert pair.offloader.defaults.confidence_eta == run_all.summary["confidence_eta"]
     assert resolve_alias(OFFLOADER_MODEL_NAME, tracking_uri=run_all.uri).version == "1"
     version = MlflowClient(run_all.uri).get_model_version(DDNN_MODEL_NAME, pair.ddnn_ref.version)
     assert version.tags["data_fingerprint"] == pair.ddnn.metadata["fingerprint"]

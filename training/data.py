@@ -1,93 +1,30 @@
-"""The resolved configuration of a job and the data it trains on (windows on the device).
-
-Settings are resolved once by the CLI (profile -> JSON file -> flags); `prepare` loads the
-demand, selects the cells, cuts the windows, moves them to the device and fits the naive
-baselines, so every job of one run sees exactly the same samples.
+"""The data a job trains on: load the demand, select the cells, cut the windows, move them to
+the device, and cost the naive baselines, so every job of one run sees exactly the same samples.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import Any, Self
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
-from ddnn.config import ConfigError, CostConfig, DDNNConfig, dataclass_from_dict
+from ddnn.config import CostConfig
 from ddnn.cost import sample_cost_np
-from ddnn.data import DataError, DemandSeries, apply_gap_rule, load_demand, synthetic_demand
+from ddnn.data import (
+    SYNTHETIC,
+    DataError,
+    DemandSeries,
+    apply_gap_rule,
+    load_demand,
+    synthetic_demand,
+)
 from ddnn.naive import fit_naive_baselines
 from ddnn.windows import Dataset, WindowSet, prepare_dataset
-from training.config import TrainConfig
-from training.experiments import OffloaderTraining
+from training.config import DataSpec, Settings
 
 logger = logging.getLogger(__name__)
-
-SYNTHETIC = "synthetic"
-DEFAULT_EXPERIMENT = "ddnn-slicing"
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Which demand to load and how to select its cells."""
-
-    source: str = SYNTHETIC  # "synthetic" or a path (file or folder)
-    activity: str = "internet"
-    cells: tuple[int, ...] | None = None
-    top_k: int | None = None
-    interval_minutes: int | None = None  # resample to this; None keeps the data's interval
-    synthetic_interval: int = 60
-    synthetic_days: int = 56
-    synthetic_cells: int | None = None  # None: K cells
-    synthetic_seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.cells is not None and self.top_k is not None:
-            raise ConfigError("data: give --cells or --top-k, not both")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return dataclass_from_dict(cls, data)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """One resolved configuration: profile defaults, then a JSON file, then CLI flags."""
-
-    profile: str
-    data: DataSpec
-    model: DDNNConfig
-    train: TrainConfig
-    cost: CostConfig
-    offloader: OffloaderTraining
-    weight_pairs: tuple[float, ...]
-    out: Path
-    device: str = "cpu"
-    experiment: str = DEFAULT_EXPERIMENT
-    tracking_uri: str | None = None
-    collapse_margin: float = 0.05  # the guard: at least 5 % below the best constant
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "profile": self.profile,
-            "data": self.data.to_dict(),
-            "model": self.model.to_dict(),
-            "train": self.train.to_dict(),
-            "cost": self.cost.to_dict(),
-            "offloader": self.offloader.to_dict(),
-            "weight_pairs": list(self.weight_pairs),
-            "device": self.device,
-            "collapse_margin": self.collapse_margin,
-        }
-
-
-# ---------------------------------------------------------------------------------------------
-# Data
 
 
 @dataclass(frozen=True)
@@ -107,6 +44,9 @@ class Prepared:
     test: Split
     naive_val: dict[str, float]
     naive_test: dict[str, float]
+
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}
 
     @property
     def best_constant_val(self) -> float:
@@ -175,16 +115,7 @@ def prepare(settings: Settings) -> tuple[Prepared, Settings]:
     data = prepare_dataset(series, n_steps=settings.model.n_steps, n_vnfs=n_vnfs)
     settings = replace(settings, model=replace(settings.model, n_vnfs=n_vnfs))
     device = torch.device(settings.device)
-    naive = fit_naive_baselines(
-        data.train.inputs, data.train.targets, data.steps_per_day, settings.cost
-    )
-    naive_costs = {
-        split: {
-            kind: float(sample_cost_np(f.predict(ws.inputs), ws.targets, settings.cost).mean())
-            for kind, f in naive.items()
-        }
-        for split, ws in (("val", data.val), ("test", data.test))
-    }
+    naive_val, naive_test = (naive_costs(data, split, settings.cost) for split in ("val", "test"))
     logger.info(
         "data %s: K=%d N=%d interval=%d min, %d/%d/%d train/val/test windows",
         data.source,
@@ -196,10 +127,23 @@ def prepare(settings: Settings) -> tuple[Prepared, Settings]:
         len(data.test),
     )
     train, val, test = (_split(ws, device) for ws in (data.train, data.val, data.test))
-    prepared = Prepared(
-        data, train, val, test, naive_val=naive_costs["val"], naive_test=naive_costs["test"]
-    )
-    return prepared, settings
+    return Prepared(data, train, val, test, naive_val, naive_test), settings
+
+
+def naive_costs(data: Dataset, split: str, cost: CostConfig) -> dict[str, float]:
+    """Mean per-sample cost of each naive baseline (fitted on train) on one split.
+
+    "persistence" (the last value with no margin at all) is fitted on nothing; it is reported
+    because a calm split can make the train-fitted margin look generous.
+    """
+    fitted = fit_naive_baselines(data.train.inputs, data.train.targets, data.steps_per_day, cost)
+    windows: WindowSet = getattr(data, split)
+    costs = {
+        kind: float(sample_cost_np(f.predict(windows.inputs), windows.targets, cost).mean())
+        for kind, f in fitted.items()
+    }
+    persistence = sample_cost_np(windows.inputs[:, -1, :], windows.targets, cost)
+    return costs | {"persistence": float(persistence.mean())}
 
 
 def _split(windows: WindowSet, device: torch.device) -> Split:

@@ -1,0 +1,1 @@
+"""The training recipe's ablation (docs/ablation.md): `python -m studies.ablation --help`."""

@@ -1,0 +1,61 @@
+"""The offloaders' stage: C_T grid, the classifier on the paper's labels, the benefit regressor,
+and the confidence eta chosen by the table's rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ddnn.config import DDNNConfig
+from ddnn.cost import ExitCosts
+from ddnn.policies import CONFIDENCE
+from training.config import OffloaderTraining
+from training.jobs.offloaders import train_classifier, train_regressor, transmission_cost_grid
+
+pytestmark = pytest.mark.unit
+
+N, K = 6, 2
+MODEL = DDNNConfig(n_steps=N, n_vnfs=K)
+TRAINING = OffloaderTraining(hidden=(16,), epochs=40, batch_size=64, lr=3e-3, weight_decay=0.0)
+
+
+def learnable_costs(n: int, seed: int) -> tuple[torch.Tensor, ExitCosts]:
+    """Windows whose mean level decides whether the cloud helps (benefit = 2 * level - 1)."""
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(0, 1, size=n)
+    inputs = level[:, None, None] + 0.05 * rng.standard_normal((n, N, K))
+    remote = rng.uniform(0.5, 1.0, size=n)
+    return torch.tensor(inputs, dtype=torch.float32), ExitCosts(remote + 2 * level - 1, remote)
+
+
+def test_transmission_cost_grid_is_clipped_unique_and_sorted() -> None:
+    grid = transmission_cost_grid(np.array([-3.0, -2.0, -1.0, 0.5, 1.0, 4.0]), (0.1, 0.3, 0.5, 0.9))
+    assert grid.tolist() == [0.0, 2.5]  # three quantiles <= 0 collapse onto C_T = 0
+
+
+def test_classifier_learns_the_paper_labels() -> None:
+    net, metrics = train_classifier(
+        MODEL, TRAINING, learnable_costs(512, 0), learnable_costs(256, 1), 0.5
+    )
+    assert metrics["val_balanced_accuracy"] > 0.9
+    assert 0.6 < metrics["train_share_local_labels"] < 0.9  # local iff 2*level - 1 <= 0.5
+    assert not net.training
+
+
+def test_regressor_learns_the_benefit_in_cost_units() -> None:
+    net, metrics = train_regressor(
+        MODEL, TRAINING, learnable_costs(512, 0), learnable_costs(256, 1)
+    )
+    assert metrics["val_benefit_corr"] > 0.9
+    x, costs = learnable_costs(256, 2)
+    with torch.no_grad():
+        predicted = net.score(x).numpy()
+    assert abs(predicted.mean() - costs.benefit.mean()) < 0.2  # mapped back to cost units
+
+
+def test_eta_keeps_local_the_samples_the_cloud_would_not_help() -> None:
+    u = np.linspace(0.0, 1.0, 100)
+    costs = ExitCosts(local=np.where(u < 0.3, 1.0, 5.0), remote=np.full(100, 2.0))
+    eta = CONFIDENCE.best_threshold(u, costs, transmission_cost=0.5, points=21)
+    assert np.mean(u < eta) == pytest.approx(0.3, abs=0.02)

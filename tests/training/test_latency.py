@@ -1,0 +1,16 @@
+"""Table II's summary and markdown."""
+
+from __future__ import annotations
+
+import pytest
+
+from ddnn.config import PAPER_RTT_MS
+from training.latency import LatencyTable
+
+pytestmark = pytest.mark.unit
+
+
+def test_latency_summary_has_every_share_and_the_centralized_models() -> None:
+    table = LatencyTable({}, {5: 40.0, 95: 3.0}, {"centralized_lstm": 43.0}, PAPER_RTT_MS)
+    assert table.summary() == {"5": 40.0, "95": 3.0, "centralized_lstm": 43.0}
+    assert "| DDNN | 95 | 3.000 |" in table.markdown()

@@ -1,0 +1,334 @@
+"""Stage: the offloaders of one DDNN and the policies' defaults, from that DDNN's exit costs.
+
+- ml (the paper's): one classifier per C_T of the grid, trained on the training windows labelled
+  by the oracle's rule (local iff C_L - C_R <= C_T), classes balanced with BCE's pos_weight;
+- cost_aware (ours): one regressor of the benefit C_L - C_R (standardised, Huber loss: the
+  benefit is heavy-tailed because under-provisioning costs are quadratic), swept over the grid;
+- the defaults the bundle carries (ddnn.policies.PolicyDefaults): C_T, the median training
+  benefit clipped at 0 (balanced-as-possible labels), and the confidence policy's eta, chosen on
+  the validation windows by the table's own rule (Policy.best_threshold).
+The knobs of this choice are training.config.OffloaderTraining.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from ddnn.config import ConfigError, DDNNConfig, OffloaderConfig, OffloaderKind
+from ddnn.cost import ExitCosts
+from ddnn.model import DDNN
+from ddnn.offloader import Offloader
+from ddnn.policies import (
+    CONFIDENCE,
+    COST_AWARE,
+    DEFAULT_ML_THRESHOLD,
+    ML,
+    OFFLOADER_NETWORKS,
+    ORACLE,
+    Evidence,
+    Policy,
+    PolicyDefaults,
+)
+from registry import (
+    DDNN_MODEL_NAME,
+    OFFLOADER_MODEL_NAME,
+    DDNNBundle,
+    ModelRef,
+    OffloaderBundle,
+    register_offloader,
+    set_alias,
+)
+from training import tracking
+from training.config import OffloaderTraining, Settings
+from training.data import Prepared, prepare
+from training.jobs.common import run_params
+from training.jobs.ddnn import TrainedDDNN, settings_for_bundle, trained_from_bundle
+from training.loop import EVAL_CHUNK, fit
+from training.objectives import NetworkLoss
+
+logger = logging.getLogger(__name__)
+
+CT_RULE = "median training benefit C_L - C_R, clipped at 0"
+ETA_RULE = "validation quantile of U minimising mean(C_L | C_R + C_T)"
+
+
+@dataclass
+class TrainedOffloaders:
+    w_local: float
+    ct_grid: np.ndarray
+    defaults: PolicyDefaults
+    classifiers: dict[float, Offloader]  # C_T -> classifier
+    regressor: Offloader  # the cost_aware policy's network
+    metrics: dict[str, float]
+    run_id: str | None
+
+    @property
+    def default_classifier(self) -> Offloader:
+        return self.classifiers[self.defaults.transmission_cost]
+
+    def bundle(self, ddnn_version: str, ddnn_name: str = DDNN_MODEL_NAME) -> OffloaderBundle:
+        metadata = {
+            "transmission_cost_rule": CT_RULE,
+            "confidence_eta_rule": ETA_RULE,
+            "ddnn_name": ddnn_name,
+            "w_local": self.w_local,
+            "run_id": self.run_id,
+            **self.metrics,
+        }
+        networks = {ML.name: self.default_classifier, COST_AWARE.name: self.regressor}
+        return OffloaderBundle.from_offloaders(
+            networks, ddnn_version=ddnn_version, defaults=self.defaults, metadata=metadata
+        )
+
+
+def transmission_cost_grid(benefit: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
+    """Quantiles of the training benefit, clipped at 0, unique and sorted."""
+    return np.unique(np.maximum(np.quantile(benefit, list(quantiles)), 0.0))
+
+
+def default_transmission_cost(benefit: np.ndarray) -> float:
+    """The registered classifier's C_T: the median training benefit, clipped at 0."""
+    return float(max(np.quantile(benefit, 0.5), 0.0))  # bit-equal to the grid's 0.5 quantile
+
+
+def train_offloaders(
+    settings: Settings,
+    prepared: Prepared,
+    ddnn: TrainedDDNN,
+    *,
+    sweep: bool,
+    transmission_cost: float | None = None,
+) -> TrainedOffloaders:
+    """The classifier at the default C_T (and, with sweep, at every C_T of the grid), the
+    regressor and the confidence policy's eta, from the DDNN's training and validation costs."""
+    costs, training = ddnn.costs, settings.offloader
+    grid = transmission_cost_grid(costs["train"].benefit, training.ct_quantiles)
+    if transmission_cost is None:
+        transmission_cost = default_transmission_cost(costs["train"].benefit)
+    default_ct = float(transmission_cost)
+    to_train = sorted(set(grid.tolist()) | {default_ct}) if sweep else [default_ct]
+    name = f"offloader {ddnn.label} C_T={default_ct:.4g}"
+    with tracking.run(name, tags={"job": "train-offloader", "model": "offloader"}) as run_id:
+        tracking.log_params(
+            run_params(
+                settings,
+                prepared,
+                ddnn_run_id=ddnn.run_id,
+                w_local=ddnn.w_local,
+                transmission_cost=default_ct,
+                ct_grid=[round(c, 6) for c in to_train],
+            )
+        )
+        train, val = (prepared.train.inputs, costs["train"]), (prepared.val.inputs, costs["val"])
+        classifiers = train_classifier_grid(settings.model, training, train, val, to_train)
+        regressor, regressor_metrics = train_regressor(settings.model, training, train, val)
+        u_val = policy_scores(CONFIDENCE, prepared.val.inputs, ddnn=ddnn.model, seed=training.seed)
+        eta = CONFIDENCE.best_threshold(u_val, costs["val"], default_ct, training.eta_points)
+        metrics = {f"{ML.name}_{k}": v for k, v in classifiers[default_ct][1].items()}
+        metrics |= {f"{COST_AWARE.name}_{k}": v for k, v in regressor_metrics.items()}
+        metrics |= {"confidence_eta": eta}
+        tracking.log_metrics(metrics)
+    return TrainedOffloaders(
+        w_local=ddnn.w_local,
+        ct_grid=grid,
+        defaults=PolicyDefaults(transmission_cost=default_ct, confidence_eta=eta),
+        classifiers={c_t: net for c_t, (net, _) in classifiers.items()},
+        regressor=regressor,
+        metrics=metrics,
+        run_id=run_id,
+    )
+
+
+@torch.no_grad()
+def policy_scores(
+    policy: Policy,
+    inputs: torch.Tensor,
+    *,
+    ddnn: DDNN | None = None,
+    networks: Mapping[str, Offloader] | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """A policy's scores on every window (chunked), through the table: U for confidence
+    (seeded MC dropout), P(local) for ml, the predicted benefit for cost_aware."""
+    torch.manual_seed(seed)
+    if ddnn is not None:
+        ddnn.eval()
+    parts = []
+    for chunk in inputs.split(EVAL_CHUNK):
+        edge_out = ddnn.edge(chunk) if ddnn is not None else None
+        evidence = Evidence(
+            len(chunk),
+            x=chunk,
+            edge=ddnn.edge if ddnn is not None else None,
+            edge_out=edge_out,
+            offloaders=networks or {},
+        )
+        parts.append(policy.score(evidence))
+    return np.concatenate(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The networks
+
+
+def offloader_config(
+    model: DDNNConfig, training: OffloaderTraining, kind: OffloaderKind
+) -> OffloaderConfig:
+    return OffloaderConfig(
+        n_steps=model.n_steps, n_vnfs=model.n_vnfs, hidden=training.hidden, kind=kind
+    )
+
+
+def train_classifier_grid(
+    model: DDNNConfig,
+    training: OffloaderTraining,
+    train: tuple[torch.Tensor, ExitCosts],
+    val: tuple[torch.Tensor, ExitCosts],
+    grid: Sequence[float],
+) -> dict[float, tuple[Offloader, dict[str, float]]]:
+    """One classifier per C_T (each a step of the run's ml_grid_* metrics)."""
+    trained = {}
+    for step, c_t in enumerate(tqdm(grid, desc="ML offloader per C_T", leave=False)):
+        net, metrics = train_classifier(model, training, train, val, c_t)
+        tracking.log_metrics(
+            {f"ml_grid_{k}": v for k, v in metrics.items()} | {"ml_grid_c_t": c_t}, step=step
+        )
+        trained[c_t] = (net, metrics)
+    return trained
+
+
+def train_classifier(
+    model: DDNNConfig,
+    training: OffloaderTraining,
+    train: tuple[torch.Tensor, ExitCosts],
+    val: tuple[torch.Tensor, ExitCosts],
+    transmission_cost: float,
+) -> tuple[Offloader, dict[str, float]]:
+    """The paper's ML offloader for one C_T: P(local), labels local iff C_L - C_R <= C_T."""
+    y_train, y_val = (_labels(costs, transmission_cost, x.device) for x, costs in (train, val))
+    n_local = float(y_train.sum())
+    n_remote = len(y_train) - n_local
+    # balance the classes; with a single class there is nothing to balance
+    pos_weight = torch.tensor(n_remote / n_local if n_local and n_remote else 1.0)
+
+    def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(
+            logits, target, pos_weight=pos_weight.to(logits.device)
+        )
+
+    config = offloader_config(model, training, OFFLOADER_NETWORKS[ML.name])
+    net = _fit_network(config, training, (train[0], y_train), (val[0], y_val), NetworkLoss(bce))
+    metrics = {
+        "train_share_local_labels": n_local / len(y_train),
+        "train_balanced_accuracy": _balanced_accuracy(net, train[0], y_train),
+        "val_balanced_accuracy": _balanced_accuracy(net, val[0], y_val),
+    }
+    return net, metrics
+
+
+def train_regressor(
+    model: DDNNConfig,
+    training: OffloaderTraining,
+    train: tuple[torch.Tensor, ExitCosts],
+    val: tuple[torch.Tensor, ExitCosts],
+) -> tuple[Offloader, dict[str, float]]:
+    """Our cost_aware network: regress the standardised benefit once; any C_T thresholds it."""
+    device = train[0].device
+    benefit = train[1].benefit
+    mean, std = float(benefit.mean()), float(max(benefit.std(), 1e-8))
+
+    def standardised(costs: ExitCosts) -> torch.Tensor:
+        return torch.as_tensor((costs.benefit - mean) / std, dtype=torch.float32, device=device)
+
+    config = offloader_config(model, training, OFFLOADER_NETWORKS[COST_AWARE.name])
+    net = _fit_network(
+        config,
+        training,
+        (train[0], standardised(train[1])),
+        (val[0], standardised(val[1])),
+        NetworkLoss(F.huber_loss),
+    )
+    net.target_mean.fill_(mean)
+    net.target_std.fill_(std)
+    with torch.no_grad():
+        predicted = net.score(val[0]).cpu().numpy()
+    corr = np.corrcoef(predicted, val[1].benefit)[0, 1] if len(predicted) > 1 else math.nan
+    metrics = {
+        "benefit_mean": mean,
+        "benefit_std": std,
+        "val_benefit_corr": float(corr) if np.isfinite(corr) else 0.0,
+    }
+    return net, metrics
+
+
+def _labels(costs: ExitCosts, transmission_cost: float, device: torch.device) -> torch.Tensor:
+    """The paper's classes: 1 (local) iff C_T >= C_L - C_R, i.e. the oracle's decision."""
+    labels = ORACLE.local(costs.benefit, transmission_cost)
+    return torch.as_tensor(labels, dtype=torch.float32, device=device)
+
+
+def _fit_network(
+    config: OffloaderConfig,
+    training: OffloaderTraining,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    objective: NetworkLoss,
+) -> Offloader:
+    """The one training loop, every epoch, keeping the weights with the lowest validation loss."""
+    torch.manual_seed(training.seed)
+    net = Offloader(config).to(train[0].device)
+    fit(net, train, val, objective, training.loop())
+    return net
+
+
+@torch.no_grad()
+def _balanced_accuracy(net: Offloader, inputs: torch.Tensor, labels: torch.Tensor) -> float:
+    scores = policy_scores(ML, inputs, networks={ML.name: net})
+    predicted = torch.from_numpy(ML.local(scores, DEFAULT_ML_THRESHOLD))
+    truth = (labels > 0.5).cpu()
+    recalls = [
+        float((predicted[truth == cls] == cls).float().mean())
+        for cls in (True, False)
+        if bool((truth == cls).any())
+    ]
+    return float(np.mean(recalls)) if recalls else 0.0
+
+
+def offloader_job(
+    settings: Settings,
+    bundle: DDNNBundle,
+    ref: ModelRef | None,
+    *,
+    transmission_cost: float | None,
+    register: bool,
+    alias: str | None,
+) -> tuple[TrainedOffloaders, ModelRef | None]:
+    """`ddnn-train train-offloader`: the classifier (one C_T) and the regressor, for a DDNN."""
+    settings = settings_for_bundle(settings, bundle)
+    with tracking.run("train-offloader", tags={"job": "train-offloader"}):
+        prepared, settings = prepare(settings)
+        ddnn = trained_from_bundle(settings, prepared, bundle)
+        offloaders = train_offloaders(
+            settings, prepared, ddnn, sweep=False, transmission_cost=transmission_cost
+        )
+    version = ref.version if ref is not None else "unregistered"
+    offloaders.bundle(version).save(settings.out / "models" / f"offloader-wL{ddnn.w_local:g}")
+    if not register:
+        return offloaders, None
+    if ref is None:
+        raise ConfigError("--register needs the DDNN from the registry (--ddnn-version or --alias)")
+    uri = settings.tracking_uri
+    offloader_ref = register_offloader(
+        offloaders.bundle(ref.version), run_id=offloaders.run_id, tracking_uri=uri
+    )
+    if alias:
+        set_alias(OFFLOADER_MODEL_NAME, offloader_ref.version, alias, tracking_uri=uri)
+    return offloaders, offloader_ref
