@@ -1,9 +1,11 @@
-"""From a demand series to model samples: per-VNF scaling, chronological split, N x K windows.
+"""From a demand series to model samples: per-VNF scaling, splits by target, N x K windows.
 
 Rules (documented in the README):
-- the timeline is cut into contiguous train/validation/test segments (default 70/15/15);
-  a window and its target lie entirely inside one segment, so no window straddles two splits;
-- the per-VNF min-max scaler is fitted on the training segment only (NaN ignored);
+- a window belongs to the split of the time it predicts (its target); its N inputs may reach
+  back into earlier splits, never forward. The timeline is cut into train / validation / test
+  periods either by fractions of the rows (default 70/15/15) or by a `Fold` (rolling origin:
+  validation and test periods given by dates, training = every target before validation);
+- the per-VNF min-max scaler is fitted on the training period only (NaN ignored);
 - a window whose inputs or target touch a missing sample (NaN) is dropped, never zero-filled;
 - with more cells than K (C = G x K), the G groups of K consecutive cells share one model:
   their windows are stacked (weight sharing); the first group is the one the model serves.
@@ -113,6 +115,43 @@ class SplitFractions:
 
 
 @dataclass(frozen=True)
+class Fold:
+    """One rolling-origin fold: targets in [val_start, test_start) validate, targets in
+    [test_start, test_end) test, and every earlier target trains. Times are UTC."""
+
+    name: str
+    val_start: np.datetime64
+    test_start: np.datetime64
+    test_end: np.datetime64  # exclusive
+
+    def __post_init__(self) -> None:
+        times = [_minute(t) for t in (self.val_start, self.test_start, self.test_end)]
+        if not times[0] < times[1] < times[2]:
+            raise WindowError(f"fold {self.name}: need val_start < test_start < test_end")
+        object.__setattr__(self, "val_start", times[0])
+        object.__setattr__(self, "test_start", times[1])
+        object.__setattr__(self, "test_end", times[2])
+
+    def bounds(self, series: DemandSeries) -> list[tuple[int, int]]:
+        """[start, stop) target rows of the train, validation and test periods."""
+        val, test, end = (
+            series.row_of(t) for t in (self.val_start, self.test_start, self.test_end)
+        )
+        return [(0, val), (val, test), (test, end)]
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "val_start": f"{self.val_start}Z",
+            "test_start": f"{self.test_start}Z",
+            "test_end": f"{self.test_end}Z",
+        }
+
+
+Split = SplitFractions | Fold
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Everything the training jobs need, in normalised units, plus how to map back."""
 
@@ -126,37 +165,60 @@ class Dataset:
     cell_ids: tuple[int, ...]  # the K served cells
     source: str
     fingerprint: str
+    start: np.datetime64  # UTC start of row 0 of the series
     n_groups: int = 1
     gaps_dropped: dict[str, int] = field(default_factory=dict)
+    split: str = "70/15/15"  # the fold's name, or the fractions
 
     @property
     def steps_per_day(self) -> int:
         return MINUTES_PER_DAY // self.interval_minutes
 
+    def target_times(self, windows: WindowSet) -> np.ndarray:
+        """(M,) UTC start of each window's target interval, datetime64[m]."""
+        offsets = (windows.target_index * self.interval_minutes).astype("timedelta64[m]")
+        times: np.ndarray = self.start + offsets
+        return times
+
+    def target_days(self, windows: WindowSet) -> np.ndarray:
+        """(M,) the UTC calendar day of each target, datetime64[D] (the bootstrap's blocks)."""
+        return self.target_times(windows).astype("datetime64[D]")
+
 
 def split_bounds(n_rows: int, fractions: SplitFractions) -> list[tuple[int, int]]:
-    """Contiguous [start, stop) row ranges of the train, validation and test segments."""
+    """Contiguous [start, stop) target rows of the train, validation and test periods."""
     train_end = int(round(n_rows * fractions.train))
     val_end = int(round(n_rows * (fractions.train + fractions.val)))
     return [(0, train_end), (train_end, val_end), (val_end, n_rows)]
 
 
+def training_end(series: DemandSeries, split: Split) -> np.datetime64:
+    """The first instant after the training period: what cell choice and scaling may see."""
+    if isinstance(split, Fold):
+        return split.val_start
+    train_end = split_bounds(series.values.shape[0], split)[0][1]
+    offset = np.timedelta64(train_end * series.interval_minutes, "m")
+    end: np.datetime64 = series.start + offset
+    return end
+
+
 def make_windows(scaled: np.ndarray, n_steps: int, start: int, stop: int) -> tuple[np.ndarray, ...]:
-    """Windows whose N inputs and target all lie in rows [start, stop) and hold no NaN.
+    """Windows whose target lies in rows [start, stop); the N inputs are the rows just before
+    it (possibly before `start`, never after the target). Windows touching a NaN are dropped.
 
     scaled: (T, K). Returns inputs (M, N, K), targets (M, K), target rows (M,).
     """
-    segment = scaled[start:stop]
-    n_windows = segment.shape[0] - n_steps
-    if n_windows <= 0:
+    first = max(start, n_steps)
+    if stop <= first:
         empty = np.empty((0, n_steps, scaled.shape[1]), dtype=np.float32)
         return empty, np.empty((0, scaled.shape[1]), np.float32), np.empty(0, np.int64)
+    segment = scaled[first - n_steps : stop]
     views = np.lib.stride_tricks.sliding_window_view(segment, n_steps + 1, axis=0)  # (M, K, N+1)
-    views = views[:n_windows].transpose(0, 2, 1)  # (M, N+1, K)
+    views = views.transpose(0, 2, 1)  # (M, N+1, K)
     valid = ~np.isnan(views).any(axis=(1, 2))
     inputs = np.ascontiguousarray(views[valid, :n_steps], dtype=np.float32)
     targets = np.ascontiguousarray(views[valid, n_steps], dtype=np.float32)
-    rows = np.arange(start + n_steps, stop, dtype=np.int64)[valid]
+    rows = np.arange(first, stop, dtype=np.int64)[valid]
     return inputs, targets, rows
 
 
@@ -175,27 +237,23 @@ def prepare_dataset(
     series: DemandSeries,
     n_steps: int,
     n_vnfs: int,
-    fractions: SplitFractions = SplitFractions(),
+    split: Split = SplitFractions(),
 ) -> Dataset:
-    """Scale per VNF on train, cut the timeline, window each split (stacking groups of K cells)."""
+    """Scale per VNF on the training period, split by target, window each split (stacking
+    groups of K cells)."""
     n_rows, n_cells = series.values.shape
     if n_cells < n_vnfs or n_cells % n_vnfs:
         raise WindowError(
             f"{series.source}: {n_cells} cells cannot form groups of K={n_vnfs}; "
             f"select K cells (or a multiple of K) first"
         )
-    bounds = split_bounds(n_rows, fractions)
-    shortest = min(stop - start for start, stop in bounds)
-    if shortest <= n_steps:
-        raise WindowError(
-            f"{series.source}: the shortest split has {shortest} rows, not enough for N={n_steps} "
-            f"inputs plus a target; use more data or a smaller N"
-        )
-    scaler_all = MinMaxScaler.fit(series.values[bounds[0][0] : bounds[0][1]])
+    bounds = split.bounds(series) if isinstance(split, Fold) else split_bounds(n_rows, split)
+    _check_bounds(bounds, n_steps, series.source)
+    scaler_all = MinMaxScaler.fit(series.values[: bounds[0][1]])
     scaled = scaler_all.transform(series.values)
     train, val, test = (_stack_groups(scaled, n_vnfs, n_steps, b) for b in bounds)
-    for name, split in (("train", train), ("validation", val), ("test", test)):
-        if len(split) == 0:
+    for name, windows in (("train", train), ("validation", val), ("test", test)):
+        if len(windows) == 0:
             raise WindowError(f"{series.source}: the {name} split has no window without gaps")
     return Dataset(
         train=train,
@@ -208,6 +266,34 @@ def prepare_dataset(
         cell_ids=series.cell_ids[:n_vnfs],
         source=series.source,
         fingerprint=series.fingerprint(),
+        start=series.start,
         n_groups=n_cells // n_vnfs,
         gaps_dropped={"missing_samples": int(np.isnan(series.values).sum())},
+        split=split.name if isinstance(split, Fold) else _fractions_name(split),
     )
+
+
+def _check_bounds(bounds: list[tuple[int, int]], n_steps: int, source: str) -> None:
+    (_, train_end), (val_start, val_end), (test_start, test_end) = bounds
+    if train_end <= n_steps:
+        raise WindowError(
+            f"{source}: the training period has {train_end} rows, not enough for N={n_steps} "
+            f"inputs plus a target; use more data or a smaller N"
+        )
+    if val_end <= val_start or test_end <= test_start:
+        raise WindowError(
+            f"{source}: the validation or test period is empty (target rows {bounds}); "
+            "check the fold's dates against the data"
+        )
+
+
+def _minute(moment: object) -> np.datetime64:
+    try:
+        minute: np.datetime64 = np.datetime64(moment, "m")  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise WindowError(f"{moment!r} is not a timestamp: {exc}") from None
+    return minute
+
+
+def _fractions_name(fractions: SplitFractions) -> str:
+    return "/".join(f"{100 * f:.0f}" for f in (fractions.train, fractions.val, fractions.test))

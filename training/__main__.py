@@ -78,6 +78,18 @@ def common_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--interval", type=int, help="resample to this many minutes (default: the data's own)"
     )
+    data.add_argument(
+        "--group",
+        type=int,
+        help="with --top-k K: the G-th block of K cells by training totals (0 = the busiest)",
+    )
+    data.add_argument(
+        "--fold",
+        nargs=3,
+        metavar=("VAL_START", "TEST_START", "TEST_END"),
+        help="a rolling-origin fold by UTC dates (targets before VAL_START train); "
+        "default: 70/15/15 of the rows, by target",
+    )
     config = parser.add_argument_group("configuration")
     config.add_argument(
         "--profile",
@@ -208,6 +220,8 @@ def flags_of(args: argparse.Namespace) -> Flags:
         cells=args.cells,
         top_k=args.top_k,
         interval=args.interval,
+        group=args.group,
+        fold=tuple(args.fold) if args.fold else None,
         n_steps=args.n_steps,
         epochs=args.epochs,
         seed=args.seed,

@@ -13,9 +13,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Self
 
+import numpy as np
+
 from ddnn.config import ConfigError, CostConfig, DDNNConfig, dataclass_from_dict
 from ddnn.data import SYNTHETIC
 from ddnn.device import resolve_device
+from ddnn.windows import Fold, Split, SplitFractions, WindowError
 from registry import DEFAULT_EXPERIMENT, resolve_tracking_uri
 
 WEIGHT_PAIRS = (0.9, 0.8, 0.1)  # the paper's (w_L, w_R) pairs, by w_L (Sec. V)
@@ -129,10 +132,38 @@ class DataSpec:
     synthetic_days: int = 56
     synthetic_cells: int | None = None  # None: K cells
     synthetic_seed: int = 0
+    # with top_k: the group-th block of K cells ranked by training totals (0 = the busiest K)
+    group: int = 0
+    # a rolling-origin fold (all three dates, UTC ISO) instead of the 70/15/15 split by rows
+    fold: str = ""
+    val_start: str | None = None
+    test_start: str | None = None
+    test_end: str | None = None
 
     def __post_init__(self) -> None:
         if self.cells is not None and self.top_k is not None:
             raise ConfigError("data: give --cells or --top-k, not both")
+        if self.group < 0 or (self.group and self.top_k is None):
+            raise ConfigError("data: --group needs --top-k (the group-th block of K busiest cells)")
+        dates = (self.val_start, self.test_start, self.test_end)
+        if any(d is not None for d in dates) and not all(d is not None for d in dates):
+            raise ConfigError("data: a fold needs --val-start, --test-start and --test-end")
+
+    def split(self) -> Split:
+        """The fold of the spec, else the default 70/15/15 split by target rows."""
+        if self.val_start is None or self.test_start is None or self.test_end is None:
+            return SplitFractions()
+        try:
+            return Fold(
+                self.fold or f"test {self.test_start} - {self.test_end}",
+                np.datetime64(self.val_start.removesuffix("Z"), "m"),
+                np.datetime64(self.test_start.removesuffix("Z"), "m"),
+                np.datetime64(self.test_end.removesuffix("Z"), "m"),
+            )
+        except (ValueError, WindowError) as exc:
+            raise ConfigError(
+                f"data: bad fold dates {self.val_start, self.test_start, self.test_end}: {exc}"
+            ) from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -222,6 +253,8 @@ class Flags:
     cells: tuple[int, ...] | None = None
     top_k: int | None = None
     interval: int | None = None
+    group: int | None = None
+    fold: tuple[str, str, str] | None = None  # val_start, test_start, test_end
     n_steps: int | None = None
     epochs: int | None = None
     seed: int | None = None
@@ -299,6 +332,10 @@ def _merge_flags(
         data["top_k"], data["cells"] = flags.top_k, None
     if flags.interval is not None:
         data["interval_minutes"] = flags.interval
+    if flags.group is not None:
+        data["group"] = flags.group
+    if flags.fold is not None:
+        data["val_start"], data["test_start"], data["test_end"] = flags.fold
     if flags.n_steps is not None:
         sections["model"]["n_steps"] = flags.n_steps
     if flags.epochs is not None:

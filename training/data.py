@@ -21,7 +21,7 @@ from ddnn.data import (
     synthetic_demand,
 )
 from ddnn.naive import fit_naive_baselines
-from ddnn.windows import Dataset, WindowSet, prepare_dataset
+from ddnn.windows import Dataset, WindowSet, prepare_dataset, training_end
 from training.config import DataSpec, Settings
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class Prepared:
             "n_cells": len(data.cell_ids) * data.n_groups,
             "cell_ids": list(data.cell_ids),
             "n_groups": data.n_groups,
+            "split": data.split,
             "train_samples": len(data.train),
             "val_samples": len(data.val),
             "test_samples": len(data.test),
@@ -84,11 +85,20 @@ def load_series(spec: DataSpec, n_vnfs: int) -> DemandSeries:
 
 
 def select_cells(series: DemandSeries, spec: DataSpec, n_vnfs: int) -> tuple[DemandSeries, int]:
-    """Apply --cells / --top-k; without them keep all cells as groups of K (weight sharing)."""
+    """Apply --cells (in their order: the DeepCog grid's layout) or --top-k (the group-th block
+    of K cells ranked by their totals over the training period only, in rank order); without
+    them keep all cells as groups of K (weight sharing)."""
     if spec.cells is not None:
         return series.select(cells=spec.cells), len(spec.cells)
     if spec.top_k is not None:
-        return series.select(top_k=spec.top_k), spec.top_k
+        ranked = series.ranked(until=training_end(series, spec.split()))
+        chosen = ranked[spec.group * spec.top_k : (spec.group + 1) * spec.top_k]
+        if len(chosen) < spec.top_k:
+            raise DataError(
+                f"{series.source}: {len(ranked)} cells hold no group {spec.group} of "
+                f"{spec.top_k} (groups 0..{len(ranked) // spec.top_k - 1})"
+            )
+        return series.select(cells=chosen), spec.top_k
     n_cells = len(series.cell_ids)
     if n_cells < n_vnfs:
         logger.warning("%s has %d cells: using K=%d", series.source, n_cells, n_cells)
@@ -112,7 +122,7 @@ def prepare(settings: Settings) -> tuple[Prepared, Settings]:
     """
     series = load_series(settings.data, settings.model.n_vnfs)
     series, n_vnfs = select_cells(series, settings.data, settings.model.n_vnfs)
-    data = prepare_dataset(series, n_steps=settings.model.n_steps, n_vnfs=n_vnfs)
+    data = prepare_dataset(series, settings.model.n_steps, n_vnfs, settings.data.split())
     settings = replace(settings, model=replace(settings.model, n_vnfs=n_vnfs))
     device = torch.device(settings.device)
     naive_val, naive_test = (naive_costs(data, split, settings.cost) for split in ("val", "test"))

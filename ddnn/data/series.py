@@ -86,15 +86,40 @@ class DemandSeries:
         minutes: npt.NDArray[np.datetime64] = self.start + steps.astype("timedelta64[m]")
         return minutes
 
-    def select(self, cells: Sequence[int] | None = None, top_k: int | None = None) -> DemandSeries:
-        """Keep the given cells (in that order) or the ``top_k`` busiest (ordered by cell id)."""
+    def select(
+        self,
+        cells: Sequence[int] | None = None,
+        top_k: int | None = None,
+        until: np.datetime64 | None = None,
+    ) -> DemandSeries:
+        """Keep the given cells (in that order) or the ``top_k`` busiest (ordered by cell id).
+
+        Busiest means the largest total before ``until`` (the end of the training period, so
+        that the choice of cells never looks at validation or test data); None: every row.
+        """
         if cells is not None and top_k is not None:
             raise DataError(f"{self.source}: select takes either cells or top_k, not both")
         if cells is not None:
             return self._with_columns(self._columns_of(cells))
         if top_k is not None:
-            return self._with_columns(self._busiest_columns(top_k))
+            n_cells = len(self.cell_ids)
+            if isinstance(top_k, bool) or not 1 <= top_k <= n_cells:
+                raise DataError(f"{self.source}: top_k={top_k} must lie in 1..{n_cells} (cells)")
+            return self.select(cells=sorted(self.ranked(until)[:top_k]))
         return self
+
+    def ranked(self, until: np.datetime64 | None = None) -> tuple[int, ...]:
+        """Cell ids, busiest first (total over the rows before ``until``), ties by cell id."""
+        rows = self.values.shape[0] if until is None else self.row_of(until)
+        totals = np.nansum(self.values[:rows], axis=0)
+        ids = np.asarray(self.cell_ids, dtype=np.int64)
+        return tuple(int(cell) for cell in ids[np.lexsort((ids, -totals))])
+
+    def row_of(self, moment: np.datetime64) -> int:
+        """The first row whose interval starts at or after ``moment`` (clipped to 0..T)."""
+        minutes = (_to_minute(moment, self.source) - self.start).astype("timedelta64[m]")
+        rows = -(-int(minutes.astype(np.int64)) // self.interval_minutes)  # ceiling division
+        return int(np.clip(rows, 0, self.values.shape[0]))
 
     def gaps(self) -> GapReport:
         """Count the missing samples (NaN) of each cell."""
@@ -161,15 +186,6 @@ class DemandSeries:
                 f"{_few(sorted(self.cell_ids))} ({len(self.cell_ids)} cells)"
             )
         return [index[cell] for cell in wanted]
-
-    def _busiest_columns(self, top_k: int) -> list[int]:
-        n_cells = len(self.cell_ids)
-        if isinstance(top_k, bool) or not 1 <= top_k <= n_cells:
-            raise DataError(f"{self.source}: top_k={top_k} must lie in 1..{n_cells} (cells)")
-        totals = np.nansum(self.values, axis=0)
-        ids = np.asarray(self.cell_ids, dtype=np.int64)
-        chosen = np.lexsort((ids, -totals))[:top_k]  # busiest first, ties by cell id
-        return [int(column) for column in chosen[np.argsort(ids[chosen])]]
 
     def _with_columns(self, columns: list[int]) -> DemandSeries:
         return self._replaced(

@@ -7,6 +7,7 @@ import pytest
 
 from ddnn.data import DemandSeries
 from ddnn.windows import (
+    Fold,
     MinMaxScaler,
     SplitFractions,
     WindowError,
@@ -45,15 +46,57 @@ def test_make_windows_drops_every_window_touching_a_gap() -> None:
     assert rows.tolist() == [3, 4, 9]  # targets 5..8 have row 5 in their inputs or as target
 
 
-def test_split_is_chronological_and_no_window_straddles() -> None:
+def test_a_window_belongs_to_the_split_of_its_target() -> None:
     values = np.random.default_rng(0).random((200, 2))
     dataset = prepare_dataset(series_of(values), n_steps=10, n_vnfs=2)
     (tr0, tr1), (va0, va1), (te0, te1) = split_bounds(200, SplitFractions())
     assert (tr1, va1) == (140, 170)
     assert dataset.train.target_index.max() < tr1
-    assert dataset.val.target_index.min() >= va0 + 10 and dataset.val.target_index.max() < va1
-    assert dataset.test.target_index.min() >= te0 + 10
-    assert len(dataset.train) == 130 and len(dataset.val) == 20 and len(dataset.test) == 20
+    assert dataset.val.target_index.tolist() == list(range(va0, va1))
+    assert dataset.test.target_index.tolist() == list(range(te0, te1))
+    assert len(dataset.train) == 130 and len(dataset.val) == 30 and len(dataset.test) == 30
+    # the first validation window's inputs reach back into the training period, never forward
+    expected = dataset.scaler.transform(values[130:140])
+    np.testing.assert_allclose(dataset.val.inputs[0], expected, rtol=1e-5)
+    assert dataset.split == "70/15/15"
+
+
+def test_a_fold_cuts_by_date_and_trains_on_everything_before_validation() -> None:
+    values = np.random.default_rng(0).random((24 * 10, 1))  # ten days, hourly, from Nov 1
+    fold = Fold(
+        "last days",
+        val_start=np.datetime64("2013-11-07T00:00"),
+        test_start=np.datetime64("2013-11-09T00:00"),
+        test_end=np.datetime64("2013-11-10T12:00"),
+    )
+    dataset = prepare_dataset(series_of(values), n_steps=24, n_vnfs=1, split=fold)
+    assert dataset.target_times(dataset.train).max() == np.datetime64("2013-11-06T23:00")
+    assert dataset.target_times(dataset.val).min() == np.datetime64("2013-11-07T00:00")
+    assert len(dataset.val) == 48 and len(dataset.test) == 36 and dataset.split == "last days"
+    days = dataset.target_days(dataset.test)
+    assert days.min() == np.datetime64("2013-11-09") and days.max() == np.datetime64("2013-11-10")
+    # the scaler saw the training period only
+    assert dataset.scaler.maximum[0] == pytest.approx(values[: 6 * 24, 0].max())
+    with pytest.raises(WindowError, match="val_start < test_start < test_end"):
+        Fold("bad", fold.test_start, fold.val_start, fold.test_end)
+    late = Fold(
+        "late",
+        np.datetime64("2014-01-01"),
+        np.datetime64("2014-01-02"),
+        np.datetime64("2014-01-03"),
+    )
+    with pytest.raises(WindowError, match="empty"):
+        prepare_dataset(series_of(values), n_steps=24, n_vnfs=1, split=late)
+
+
+def test_top_k_ranks_cells_by_their_training_totals_only() -> None:
+    values = np.ones((100, 3))
+    values[:50, 0] = 5.0  # busiest before the cut
+    values[50:, 2] = 50.0  # busiest overall, but only after it
+    series = series_of(values)
+    assert series.select(top_k=1, until=np.datetime64("2013-11-03T02:00")).cell_ids == (1,)
+    assert series.select(top_k=1).cell_ids == (3,)
+    assert series.ranked(until=np.datetime64("2013-11-03T02:00")) == (1, 2, 3)
 
 
 def test_scaler_is_fitted_on_train_only() -> None:
@@ -100,7 +143,7 @@ def test_groups_of_k_cells_share_one_model() -> None:
 
 @pytest.mark.parametrize(
     ("rows", "cells", "k", "message"),
-    [(200, 3, 2, "groups of K=2"), (30, 2, 2, "not enough"), (200, 1, 2, "groups of K=2")],
+    [(200, 3, 2, "groups of K=2"), (14, 2, 2, "not enough"), (200, 1, 2, "groups of K=2")],
 )
 def test_prepare_dataset_rejects_bad_shapes(rows: int, cells: int, k: int, message: str) -> None:
     with pytest.raises(WindowError, match=message):
