@@ -63,6 +63,9 @@ class ExitCosts:
     def mean(self) -> dict[str, float]:
         return {"local": float(self.local.mean()), "remote": float(self.remote.mean())}
 
+    def subset(self, index: np.ndarray) -> ExitCosts:
+        return ExitCosts(self.local[index], self.remote[index])
+
 
 def best_offset(
     prediction: np.ndarray, target: np.ndarray, cost: CostConfig = DEFAULT_COST

@@ -147,6 +147,75 @@ def policy_metrics(curves: Mapping[str, np.ndarray], reference: float) -> dict[s
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# Measured operating points on a common share axis, for pooling runs (issue 9's protocol)
+#
+# A score policy's operating points are its thresholds. Ranking one run's windows in the order
+# its rule sends them local (lowest U first, highest P(local) first, ...), the threshold that
+# keeps exactly the first round(s M) windows local is a real threshold of that run: the cost at
+# share s is measured, not interpolated. Runs are pooled at equal shares.
+
+SHARE_LEVELS = np.linspace(0.0, 1.0, 101)
+
+
+def local_first_ranks(policy: Policy, scores: np.ndarray) -> np.ndarray:
+    """(M,) each window's place in the order the policy's rule sends windows local (0 first);
+    ties keep their window order."""
+    scores = np.asarray(scores, dtype=np.float64)
+    key = -scores if policy.local_if == ">=" else scores
+    order = np.argsort(key, kind="stable")
+    ranks = np.empty_like(order)
+    ranks[order] = np.arange(order.size)
+    return ranks
+
+
+def share_sweep(
+    ranks: np.ndarray, costs: ExitCosts, shares: np.ndarray = SHARE_LEVELS
+) -> np.ndarray:
+    """(S, M) each window's cost when the round(s M) first-ranked windows are resolved locally."""
+    n_local = np.round(shares * ranks.size).astype(np.int64)
+    local = ranks[None, :] < n_local[:, None]
+    return np.where(local, costs.local[None, :], costs.remote[None, :])
+
+
+def random_sweep(costs: ExitCosts, shares: np.ndarray = SHARE_LEVELS) -> np.ndarray:
+    """(S, M) each window's expected cost under the random policy at each share."""
+    expected = (
+        shares[:, None] * costs.local[None, :] + (1 - shares[:, None]) * costs.remote[None, :]
+    )
+    return np.asarray(expected, dtype=np.float64)
+
+
+def mask_sweep(masks: np.ndarray, costs: ExitCosts) -> np.ndarray:
+    """(P, M) each window's cost under each of P local masks (P, M)."""
+    return np.where(masks, costs.local[None, :], costs.remote[None, :])
+
+
+def share_under(
+    curve: np.ndarray, reference: np.ndarray, shares: np.ndarray = SHARE_LEVELS
+) -> np.ndarray:
+    """The largest measured share whose cost is at most the reference (0 if none is).
+
+    curve (..., S) and reference (...) broadcast over leading axes (bootstrap replicates).
+    """
+    ok = curve <= np.asarray(reference)[..., None] + 1e-12
+    best = np.where(ok, shares, -np.inf).max(axis=-1)
+    return np.asarray(np.where(np.isfinite(best), best, 0.0))
+
+
+def gap_closed_on_grid(
+    curve: np.ndarray, oracle: np.ndarray, random: np.ndarray, shares: np.ndarray = SHARE_LEVELS
+) -> np.ndarray:
+    """Share of the area between the random and oracle curves that a curve closes (..., S)."""
+
+    def area(values: np.ndarray) -> np.ndarray:
+        return np.asarray(np.trapezoid(values, shares, axis=-1))
+
+    room = area(random) - area(oracle)
+    closed = (area(random) - area(curve)) / np.where(np.abs(room) > 1e-12, room, np.nan)
+    return np.asarray(np.nan_to_num(closed, nan=0.0))
+
+
 def best_operating_cost(curve: np.ndarray) -> float:
     """The lowest mean cost along a curve (the ends, all local and all remote, included)."""
     return float(curve[:, 1].min())

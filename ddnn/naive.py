@@ -1,9 +1,13 @@
 """Naive baselines every learned model must beat, fitted on the training split with the same cost.
 
-- best_constant:  y = c_k                        (one constant per VNF)
-- last_value:     y = d_{t-1} + m_k              (persistence + a per-VNF safety margin)
-- seasonal_naive: y = d_{t-one day} + m_k        (the same slot yesterday + a margin)
+- best_constant:            y = c_k               (one constant per VNF)
+- last_value:               y = d_{t-1} + m_k     (persistence + a per-VNF safety margin)
+- last_value_no_margin:     y = d_{t-1}           (plain persistence: fitted on nothing)
+- seasonal_naive:           y = d_{t-one day} + m_k   (the same slot yesterday + a margin)
+- seasonal_naive_no_margin: y = d_{t-one day}
 Each c_k / m_k minimises the summed asymmetric cost on the training windows (cost.best_offset).
+The margin protects against the quadratic under-provisioning cost, but it is fitted on training
+data: on a calmer test period, plain persistence can be cheaper, so both are reported.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ import numpy as np
 from ddnn.config import CostConfig
 from ddnn.cost import best_offset
 
-NAIVE_KINDS = ("best_constant", "last_value", "seasonal_naive")
+NAIVE_KINDS = (
+    "best_constant",
+    "last_value",
+    "last_value_no_margin",
+    "seasonal_naive",
+    "seasonal_naive_no_margin",
+)
+NO_MARGIN_SUFFIX = "_no_margin"
 
 
 @dataclass(frozen=True)
@@ -48,9 +59,10 @@ def naive_lag(kind: str, steps_per_day: int) -> int | None:
         "last_value": 1,
         "seasonal_naive": steps_per_day,
     }
-    if kind not in lags:
+    base = kind.removesuffix(NO_MARGIN_SUFFIX)
+    if kind not in NAIVE_KINDS or base not in lags:
         raise ValueError(f"unknown naive baseline {kind!r}; known: {NAIVE_KINDS}")
-    return lags[kind]
+    return lags[base]
 
 
 def fit_naive(
@@ -58,6 +70,8 @@ def fit_naive(
 ) -> NaiveForecaster:
     """Fit one naive forecaster on training windows (M, N, K) and targets (M, K)."""
     unfitted = NaiveForecaster(kind, np.zeros(targets.shape[1]), naive_lag(kind, steps_per_day))
+    if kind.endswith(NO_MARGIN_SUFFIX):
+        return unfitted
     base = unfitted.base(inputs)
     offsets = np.array(
         [best_offset(base[:, k], targets[:, k], cost) for k in range(targets.shape[1])]

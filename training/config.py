@@ -75,11 +75,13 @@ class TrainConfig:
 class OffloaderTraining:
     """How the offloaders are trained and their knobs swept (our choices: docs/recipe.md).
 
-    - C_T grid: the ``ct_quantiles`` of the training benefit C_L - C_R, clipped at 0 and
-      de-duplicated; one classifier per C_T, the regressor once and swept over the same grid.
-    - default C_T (the registered classifier's): the median training benefit, clipped at 0.
-    - confidence eta: the quantile of the validation U (``eta_points`` levels) with the lowest
-      validation cost including C_T, mean(C_L if local else C_R + C_T).
+    - what they learn from: the first ``fit_share`` of the validation windows (by time), where
+      the DDNN's benefits C_L - C_R are out of sample; the rest chooses every threshold.
+    - C_T grid: 0 and the ``ct_quantiles`` of the positive benefits; one classifier per C_T,
+      the regressor once and swept over the same grid.
+    - default C_T (the registered classifier's): the median positive benefit.
+    - confidence eta: the quantile of U (``eta_points`` levels) with the lowest cost including
+      C_T, mean(C_L if local else C_R + C_T), on the choice windows.
     """
 
     hidden: tuple[int, ...] = (128, 32)  # 2 hidden layers + output = the paper's 3 FC layers
@@ -89,6 +91,7 @@ class OffloaderTraining:
     weight_decay: float = 1e-4
     ct_quantiles: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     eta_points: int = 21  # confidence: eta at this many quantiles of U (0 % ... 100 %)
+    fit_share: float = 2 / 3  # of the validation windows (by time) the offloaders learn from
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -96,6 +99,8 @@ class OffloaderTraining:
             raise ConfigError(f"OffloaderTraining: invalid value in {self}")
         if not self.ct_quantiles or not all(0.0 <= q <= 1.0 for q in self.ct_quantiles):
             raise ConfigError("OffloaderTraining: ct_quantiles must lie in [0, 1]")
+        if not 0.0 < self.fit_share < 1.0:
+            raise ConfigError("OffloaderTraining: fit_share must lie in (0, 1)")
 
     def loop(self) -> TrainConfig:
         """The training loop's settings: every batch, every epoch, the best validation loss."""

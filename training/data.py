@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from ddnn.config import CostConfig
@@ -141,19 +142,18 @@ def prepare(settings: Settings) -> tuple[Prepared, Settings]:
 
 
 def naive_costs(data: Dataset, split: str, cost: CostConfig) -> dict[str, float]:
-    """Mean per-sample cost of each naive baseline (fitted on train) on one split.
+    """Mean per-window cost of each naive baseline (fitted on train) on one split."""
+    return {kind: float(c.mean()) for kind, c in naive_window_costs(data, split, cost).items()}
 
-    "persistence" (the last value with no margin at all) is fitted on nothing; it is reported
-    because a calm split can make the train-fitted margin look generous.
-    """
+
+def naive_window_costs(data: Dataset, split: str, cost: CostConfig) -> dict[str, np.ndarray]:
+    """(M,) cost of each naive baseline (ddnn.naive, fitted on train) on every window of a split."""
     fitted = fit_naive_baselines(data.train.inputs, data.train.targets, data.steps_per_day, cost)
     windows: WindowSet = getattr(data, split)
-    costs = {
-        kind: float(sample_cost_np(f.predict(windows.inputs), windows.targets, cost).mean())
+    return {
+        kind: sample_cost_np(f.predict(windows.inputs), windows.targets, cost)
         for kind, f in fitted.items()
     }
-    persistence = sample_cost_np(windows.inputs[:, -1, :], windows.targets, cost)
-    return costs | {"persistence": float(persistence.mean())}
 
 
 def _split(windows: WindowSet, device: torch.device) -> Split:

@@ -35,7 +35,9 @@ BASELINE_MARKERS = {"centralized_lstm": "s", "centralized_lstm_wide": "D", "deep
 NAIVE_STYLE: dict[str, str | tuple[int, tuple[int, ...]]] = {
     "best_constant": ":",
     "last_value": "-.",
+    "last_value_no_margin": (0, (1, 1)),
     "seasonal_naive": (0, (5, 2, 1, 2)),
+    "seasonal_naive_no_margin": (0, (3, 1, 1, 1, 1, 1)),
 }
 
 

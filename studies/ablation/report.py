@@ -28,7 +28,8 @@ NAIVE_TITLES = {
     "best_constant": "best constant",
     "last_value": "last value + margin",
     "seasonal_naive": "seasonal naive + margin",
-    "persistence": "last value, no margin (reference only)",
+    "last_value_no_margin": "last value, no margin",
+    "seasonal_naive_no_margin": "seasonal naive, no margin",
 }
 # The plain training of the paper's prototypes (issue 4): Adam 1e-3, batch 64, early stopping.
 PLAIN_TRAIN: dict[str, Any] = {"schedule": "constant", "clip_norm": 0.0, "warmup_epochs": 0}

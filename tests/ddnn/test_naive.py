@@ -45,7 +45,16 @@ def test_seasonal_naive_skipped_when_window_shorter_than_a_day(rng: np.random.Ge
     assert set(fit_naive_baselines(inputs, targets, steps_per_day=24, cost=CostConfig())) == {
         "best_constant",
         "last_value",
+        "last_value_no_margin",
     }
+
+
+def test_no_margin_baselines_are_the_plain_lagged_value(rng: np.random.Generator) -> None:
+    inputs, targets = rng.random((30, 48, 2)), rng.random((30, 2))
+    fitted = fit_naive_baselines(inputs, targets, steps_per_day=24, cost=CostConfig())
+    np.testing.assert_array_equal(fitted["last_value_no_margin"].predict(inputs), inputs[:, -1])
+    np.testing.assert_array_equal(fitted["seasonal_naive_no_margin"].predict(inputs), inputs[:, -24])
+    assert fitted["last_value"].offsets.any()  # the margin is fitted
 
 
 def test_unknown_naive_kind_is_refused(rng: np.random.Generator) -> None:

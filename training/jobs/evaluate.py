@@ -80,11 +80,12 @@ def evaluate_ddnn(
         )
         curves = policy_curves(scores)
         policies = policy_metrics(curves, reference_cost)
+        choice = offloaders.windows.choice
         val_curve = sweep_curve(
             COST_AWARE,
-            _benefit_scores(offloaders, prepared.val.inputs),
+            _benefit_scores(offloaders, prepared.val.inputs[choice]),
             offloaders.ct_grid,
-            ddnn.costs["val"],
+            ddnn.costs["val"].subset(choice),
         )
         val_best = best_operating_cost(val_curve)
         out = predict(ddnn.model, inputs)

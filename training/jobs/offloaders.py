@@ -1,13 +1,21 @@
 """Stage: the offloaders of one DDNN and the policies' defaults, from that DDNN's exit costs.
 
-- ml (the paper's): one classifier per C_T of the grid, trained on the training windows labelled
-  by the oracle's rule (local iff C_L - C_R <= C_T), classes balanced with BCE's pos_weight;
-- cost_aware (ours): one regressor of the benefit C_L - C_R (standardised, Huber loss: the
-  benefit is heavy-tailed because under-provisioning costs are quadratic), swept over the grid;
-- the defaults the bundle carries (ddnn.policies.PolicyDefaults): C_T, the median training
-  benefit clipped at 0 (balanced-as-possible labels), and the confidence policy's eta, chosen on
-  the validation windows by the table's own rule (Policy.best_threshold).
-The knobs of this choice are training.config.OffloaderTraining.
+The offloaders learn from benefits C_L - C_R the DDNN did not train on: on the DDNN's own
+training windows the benefit is optimistic (both exits fit them), so they learn from the
+validation windows, split by time: the first `fit_share` (the "fit" windows) train the networks,
+the rest (the "choice" windows) early-stop them and choose every threshold, apart from the
+benefits the networks learned.
+
+- ml (the paper's): one classifier per C_T of the grid, labelled by the oracle's rule (local iff
+  C_L - C_R <= C_T), classes balanced with BCE's pos_weight;
+- cost_aware (ours): one regressor of the benefit (standardised, Huber loss: the benefit is
+  heavy-tailed because under-provisioning costs are quadratic), swept over the grid;
+- the C_T grid: 0 and the `ct_quantiles` of the positive benefits (the tail where the cloud
+  helps: a C_T above every benefit makes every policy all-local);
+- the defaults the bundle carries (ddnn.policies.PolicyDefaults): C_T, the median positive
+  benefit (0 if the cloud never helps), and the confidence policy's eta, chosen on the choice
+  windows by the table's own rule (Policy.best_threshold).
+The knobs of these choices are training.config.OffloaderTraining.
 """
 
 from __future__ import annotations
@@ -56,8 +64,8 @@ from training.objectives import NetworkLoss
 
 logger = logging.getLogger(__name__)
 
-CT_RULE = "median training benefit C_L - C_R, clipped at 0"
-ETA_RULE = "validation quantile of U minimising mean(C_L | C_R + C_T)"
+CT_RULE = "median positive benefit C_L - C_R on the validation windows the offloaders fit"
+ETA_RULE = "quantile of U minimising mean(C_L | C_R + C_T) on the choice validation windows"
 
 
 @dataclass
@@ -69,6 +77,7 @@ class TrainedOffloaders:
     regressor: Offloader  # the cost_aware policy's network
     metrics: dict[str, float]
     run_id: str | None
+    windows: PolicyWindows  # which validation windows fitted them and chose the thresholds
 
     @property
     def default_classifier(self) -> Offloader:
@@ -90,13 +99,38 @@ class TrainedOffloaders:
 
 
 def transmission_cost_grid(benefit: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
-    """Quantiles of the training benefit, clipped at 0, unique and sorted."""
-    return np.unique(np.maximum(np.quantile(benefit, list(quantiles)), 0.0))
+    """0 and the quantiles of the positive benefits, unique and sorted."""
+    positive = benefit[benefit > 0]
+    if positive.size == 0:
+        return np.zeros(1)
+    return np.unique(np.append(np.quantile(positive, list(quantiles)), 0.0))
 
 
 def default_transmission_cost(benefit: np.ndarray) -> float:
-    """The registered classifier's C_T: the median training benefit, clipped at 0."""
-    return float(max(np.quantile(benefit, 0.5), 0.0))  # bit-equal to the grid's 0.5 quantile
+    """The registered classifier's C_T: the median positive benefit (0 if there is none)."""
+    positive = benefit[benefit > 0]
+    return float(np.quantile(positive, 0.5)) if positive.size else 0.0
+
+
+@dataclass(frozen=True)
+class PolicyWindows:
+    """The validation windows the offloaders learn from (fit) and choose thresholds on (choice)."""
+
+    fit: np.ndarray  # indices into the validation windows
+    choice: np.ndarray
+
+    @classmethod
+    def of(cls, prepared: Prepared, fit_share: float) -> PolicyWindows:
+        """The first fit_share of the validation period (by target time) fits, the rest chooses."""
+        rows = prepared.val.windows.target_index
+        cut = np.quantile(rows, fit_share)
+        fit, choice = np.flatnonzero(rows < cut), np.flatnonzero(rows >= cut)
+        if fit.size == 0 or choice.size == 0:
+            raise ConfigError(
+                f"the validation period ({rows.size} windows) is too short to fit offloaders on "
+                f"{fit_share:.0%} of it and choose thresholds on the rest"
+            )
+        return cls(fit, choice)
 
 
 def train_offloaders(
@@ -109,10 +143,13 @@ def train_offloaders(
 ) -> TrainedOffloaders:
     """The classifier at the default C_T (and, with sweep, at every C_T of the grid), the
     regressor and the confidence policy's eta, from the DDNN's training and validation costs."""
-    costs, training = ddnn.costs, settings.offloader
-    grid = transmission_cost_grid(costs["train"].benefit, training.ct_quantiles)
+    training = settings.offloader
+    windows = PolicyWindows.of(prepared, training.fit_share)
+    fit = (prepared.val.inputs[windows.fit], ddnn.costs["val"].subset(windows.fit))
+    choice = (prepared.val.inputs[windows.choice], ddnn.costs["val"].subset(windows.choice))
+    grid = transmission_cost_grid(fit[1].benefit, training.ct_quantiles)
     if transmission_cost is None:
-        transmission_cost = default_transmission_cost(costs["train"].benefit)
+        transmission_cost = default_transmission_cost(fit[1].benefit)
     default_ct = float(transmission_cost)
     to_train = sorted(set(grid.tolist()) | {default_ct}) if sweep else [default_ct]
     name = f"offloader {ddnn.label} C_T={default_ct:.4g}"
@@ -127,11 +164,10 @@ def train_offloaders(
                 ct_grid=[round(c, 6) for c in to_train],
             )
         )
-        train, val = (prepared.train.inputs, costs["train"]), (prepared.val.inputs, costs["val"])
-        classifiers = train_classifier_grid(settings.model, training, train, val, to_train)
-        regressor, regressor_metrics = train_regressor(settings.model, training, train, val)
-        u_val = policy_scores(CONFIDENCE, prepared.val.inputs, ddnn=ddnn.model, seed=training.seed)
-        eta = CONFIDENCE.best_threshold(u_val, costs["val"], default_ct, training.eta_points)
+        classifiers = train_classifier_grid(settings.model, training, fit, choice, to_train)
+        regressor, regressor_metrics = train_regressor(settings.model, training, fit, choice)
+        u_choice = policy_scores(CONFIDENCE, choice[0], ddnn=ddnn.model, seed=training.seed)
+        eta = CONFIDENCE.best_threshold(u_choice, choice[1], default_ct, training.eta_points)
         metrics = {f"{ML.name}_{k}": v for k, v in classifiers[default_ct][1].items()}
         metrics |= {f"{COST_AWARE.name}_{k}": v for k, v in regressor_metrics.items()}
         metrics |= {"confidence_eta": eta}
@@ -144,6 +180,7 @@ def train_offloaders(
         regressor=regressor,
         metrics=metrics,
         run_id=run_id,
+        windows=windows,
     )
 
 

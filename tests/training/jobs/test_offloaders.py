@@ -11,7 +11,12 @@ from ddnn.config import DDNNConfig
 from ddnn.cost import ExitCosts
 from ddnn.policies import CONFIDENCE
 from training.config import OffloaderTraining
-from training.jobs.offloaders import train_classifier, train_regressor, transmission_cost_grid
+from training.jobs.offloaders import (
+    default_transmission_cost,
+    train_classifier,
+    train_regressor,
+    transmission_cost_grid,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -29,9 +34,13 @@ def learnable_costs(n: int, seed: int) -> tuple[torch.Tensor, ExitCosts]:
     return torch.tensor(inputs, dtype=torch.float32), ExitCosts(remote + 2 * level - 1, remote)
 
 
-def test_transmission_cost_grid_is_clipped_unique_and_sorted() -> None:
-    grid = transmission_cost_grid(np.array([-3.0, -2.0, -1.0, 0.5, 1.0, 4.0]), (0.1, 0.3, 0.5, 0.9))
-    assert grid.tolist() == [0.0, 2.5]  # three quantiles <= 0 collapse onto C_T = 0
+def test_transmission_cost_grid_spans_the_positive_tail() -> None:
+    benefit = np.array([-3.0, -2.0, -1.0, 0.5, 1.0, 4.0])
+    grid = transmission_cost_grid(benefit, (0.0, 0.5, 1.0))
+    assert grid.tolist() == [0.0, 0.5, 1.0, 4.0]  # 0, then the quantiles of 0.5, 1, 4
+    assert transmission_cost_grid(np.array([-1.0, -0.5]), (0.5,)).tolist() == [0.0]
+    assert default_transmission_cost(benefit) == 1.0
+    assert default_transmission_cost(np.array([-1.0])) == 0.0
 
 
 def test_classifier_learns_the_paper_labels() -> None:
