@@ -1,8 +1,10 @@
 """Figures of Sec. V (matplotlib, Agg backend: no display needed) and the trade-off CSV.
 
 - Fig. 3, ``tradeoff.png``: mean cost vs share resolved locally, one panel per weight pair, with the
-  five policies as curves, the centralized baselines as points at 0 % local and the naive
-  baselines as horizontal reference lines.
+  five policies' measured operating points (one per share of the common axis: every run keeps
+  exactly that share local), the paper's ML points (one classifier per C_T) with the dashed
+  segments that only a randomised mix of two of them reaches, the centralized baselines and
+  LightGBM as points at 0 % local, and the naive baselines as horizontal reference lines.
 - Fig. 4, ``allocation.png``: demand and both exits' allocations for one base station over the
   test split (in data units), one panel per weight pair.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -31,7 +33,12 @@ POLICY_STYLE = {
     ML.name: ("tab:blue", "-", "ML classifier"),
     COST_AWARE.name: ("tab:green", "-", "cost-aware (ours)"),
 }
-BASELINE_MARKERS = {"centralized_lstm": "s", "centralized_lstm_wide": "D", "deepcog": "^"}
+BASELINE_MARKERS = {
+    "centralized_lstm": "s",
+    "centralized_lstm_wide": "D",
+    "deepcog": "^",
+    "lightgbm": "P",
+}
 NAIVE_STYLE: dict[str, str | tuple[int, tuple[int, ...]]] = {
     "best_constant": ":",
     "last_value": "-.",
@@ -44,7 +51,8 @@ NAIVE_STYLE: dict[str, str | tuple[int, tuple[int, ...]]] = {
 @dataclass(frozen=True)
 class TradeoffPanel:
     title: str  # e.g. "(w_L, w_R) = (0.9, 0.1)"
-    curves: Mapping[str, np.ndarray]  # policy -> (P, 2) share local, mean cost
+    curves: Mapping[str, np.ndarray]  # policy -> (P, 2) measured share local, mean cost
+    sparse: Mapping[str, np.ndarray] = field(default_factory=dict)  # few measured points
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,15 @@ def tradeoff_figure(
         for policy, curve in panel.curves.items():
             colour, style, label = POLICY_STYLE.get(policy, ("tab:red", "-", policy))
             ax.plot(100 * curve[:, 0], curve[:, 1], color=colour, linestyle=style, label=label)
+        for name, points in panel.sparse.items():
+            ax.plot(100 * points[:, 0], points[:, 1], "o", color="tab:cyan", label=name)
+            ax.plot(
+                100 * points[:, 0],
+                points[:, 1],
+                ":",
+                color="tab:cyan",
+                label="(dotted: randomised mix of two of them)",
+            )
         for name, value in baselines.items():
             if value is not None:
                 marker = BASELINE_MARKERS.get(name, "o")
@@ -120,24 +137,26 @@ def allocation_figure(panels: Sequence[AllocationPanel], ylabel: str, path: Path
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")
-    axes[-1][0].set_xlabel("hours since the start of the test split")
+    axes[-1][0].set_xlabel("hours since the start of the test period")
     _save(fig, path)
 
 
 def write_tradeoff_csv(
-    panels: Mapping[float, Mapping[str, np.ndarray]],
+    panels: Sequence[TradeoffPanel],
     baselines: Mapping[str, float | None],
     naive: Mapping[str, float | None],
     path: Path,
 ) -> None:
-    """Long format: w_local, kind (curve | baseline | naive), name, share_local, mean_cost."""
+    """Long format: panel, kind (curve | points | baseline | naive), name, share_local, cost."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["w_local", "kind", "name", "share_local", "mean_cost"])
-        for w_local, curves in panels.items():
-            for policy, curve in curves.items():
-                writer.writerows([w_local, "curve", policy, s, c] for s, c in curve)
+        writer.writerow(["panel", "kind", "name", "share_local", "mean_cost"])
+        for panel in panels:
+            for policy, curve in panel.curves.items():
+                writer.writerows([panel.title, "curve", policy, s, c] for s, c in curve)
+            for name, points in panel.sparse.items():
+                writer.writerows([panel.title, "points", name, s, c] for s, c in points)
         writer.writerows(["", "baseline", k, 0.0, v] for k, v in baselines.items() if v is not None)
         writer.writerows(["", "naive", k, "", v] for k, v in naive.items() if v is not None)
 

@@ -1,6 +1,8 @@
-"""Reports of an evaluation: summary.json, the figures and the latency table, in --out and MLflow.
+"""Reports of an evaluation: summary.json, the figures and the latency table, in a folder (and
+in the active MLflow run). The same report serves one run (`ddnn-train run-all`) and a study
+pooled over many (studies/paper): its numbers come from training.summary.
 
-<out>/summary.json   the numbers (schema of issue 3) plus the sweep and the champion
+<out>/summary.json   the numbers, with 95 % intervals, for the primary weight pair, and per pair
 <out>/tradeoff.png   Fig. 3, one panel per weight pair      <out>/tradeoff.csv  its data
 <out>/allocation.png Fig. 4, one panel per weight pair
 <out>/latency.md     Table II                               <out>/latency.csv   its data
@@ -9,26 +11,24 @@
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ddnn.baselines import BASELINES
-from ddnn.cost import ExitCosts
 from ddnn.naive import NAIVE_KINDS
+from ddnn.policies import ML
 from training import plots, tracking
-from training.config import Settings
-from training.data import Prepared
 from training.latency import LatencyTable
+from training.records import WindowRecord
+from training.summary import pooled_summary
 
-BASELINE_KEYS = tuple(BASELINES)
-NAIVE_KEYS = NAIVE_KINDS
-
+NETWORK_BASELINES = tuple(BASELINES)  # drawn as points at 0 % local
+POINT_BASELINES = (*NETWORK_BASELINES, "lightgbm")
+NAIVE_KEYS = NAIVE_KINDS  # drawn as horizontal lines
 RESULT_FILES = (
     "summary.json",
     "tradeoff.png",
@@ -39,114 +39,77 @@ RESULT_FILES = (
 )
 
 
-@dataclass
-class Evaluation:
-    """The experiments' results for one DDNN (one weight pair) on the test split."""
-
-    w_local: float
-    curves: dict[str, np.ndarray]
-    policies: dict[str, Any]  # summary.json's "policies" block
-    val_best_cost: float  # the champion rule's score
-    test: ExitCosts
-    test_local: np.ndarray  # (M, K) local exit (scaled units)
-    test_remote: np.ndarray  # (M, K) remote exit
-
-
 def write_report(
-    settings: Settings,
-    prepared: Prepared,
-    evaluations: Sequence[Evaluation],
-    champion: Evaluation,
-    baseline_costs: Mapping[str, float],
+    out: Path,
+    data: Mapping[str, Any],
+    records: Mapping[float, Sequence[WindowRecord]],
+    primary: float,
     latency: LatencyTable,
     extra: Mapping[str, Any],
+    *,
+    n_boot: int = 2000,
 ) -> dict[str, Any]:
-    """summary.json, tradeoff.png/.csv, allocation.png, latency.csv/.md in --out and the run."""
-    out = settings.out
+    """summary.json, tradeoff.png/.csv, allocation.png, latency.csv/.md in `out` (and the run).
+
+    records: weight pair (w_L) -> the records of its runs; `primary` is the pair whose numbers
+    are summary.json's top level (every pair's are under "by_weight_pair").
+    """
     out.mkdir(parents=True, exist_ok=True)
-    data = prepared.data
-    summary = build_summary(
-        data={
-            "source": data.source,
-            "k": data.n_vnfs,
-            "n": data.n_steps,
-            "interval_minutes": data.interval_minutes,
-            "test_samples": len(data.test),
-        },
-        test=champion.test,
-        baseline_costs=baseline_costs,
-        policies=champion.policies,
-        latency=latency,
-        extra=extra,
-    )
+    pooled = {w: pooled_summary(r, n_boot=n_boot) for w, r in records.items()}
+    top = pooled[primary]
+    summary: dict[str, Any] = {
+        "data": dict(data) | {"test_samples": top["test_windows"]},
+        **top,
+        "latency_ms": latency.summary(),
+        "by_weight_pair": {f"{w:g}": _pair_block(numbers) for w, numbers in pooled.items()},
+    } | dict(extra)
     write_json(out / "summary.json", summary)
-    baseline_points = {k: baseline_costs.get(k) for k in BASELINE_KEYS}
-    naive_lines = {k: baseline_costs.get(k) for k in NAIVE_KEYS}
-    panels = [plots.TradeoffPanel(_pair_title(e.w_local), e.curves) for e in evaluations]
-    plots.tradeoff_figure(panels, baseline_points, naive_lines, out / "tradeoff.png")
-    plots.write_tradeoff_csv(
-        {e.w_local: e.curves for e in evaluations},
-        baseline_points,
-        naive_lines,
-        out / "tradeoff.csv",
-    )
-    plots.allocation_figure(
-        [allocation_panel(e, prepared) for e in evaluations],
-        "demand (data units)",
-        out / "allocation.png",
-    )
+    panels = [tradeoff_panel(w, numbers) for w, numbers in pooled.items()]
+    points = {k: top["costs"].get(k) for k in POINT_BASELINES}
+    naive_lines = {k: top["costs"].get(k) for k in NAIVE_KEYS}
+    plots.tradeoff_figure(panels, points, naive_lines, out / "tradeoff.png")
+    plots.write_tradeoff_csv(panels, points, naive_lines, out / "tradeoff.csv")
+    allocation = [allocation_panel(w, r[0]) for w, r in records.items() if r[0].figure]
+    if allocation:
+        plots.allocation_figure(allocation, "demand (data units)", out / "allocation.png")
     _write_latency(latency, out)
     for name in RESULT_FILES:
-        tracking.log_artifact(out / name, "results")
+        if (out / name).exists():
+            tracking.log_artifact(out / name, "results")
     tracking.log_metrics(_summary_metrics(summary))
     return summary
 
 
-def build_summary(
-    *,
-    data: Mapping[str, Any],
-    test: ExitCosts,
-    baseline_costs: Mapping[str, float | None],
-    policies: Mapping[str, Any],
-    latency: LatencyTable,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The schema of issue 3 (mean per-sample costs on the test split, normalised units)."""
-    costs: dict[str, float | None] = {
-        "all_local": float(test.local.mean()),
-        "all_remote": float(test.remote.mean()),
+def _pair_block(numbers: Mapping[str, Any]) -> dict[str, Any]:
+    """A weight pair's numbers without the long curves (they are in tradeoff.csv)."""
+    policies = {
+        name: {k: v for k, v in block.items() if k not in ("curve", "points")}
+        for name, block in numbers["policies"].items()
     }
-    for key in (*BASELINE_KEYS, *NAIVE_KEYS):
-        value = baseline_costs.get(key)
-        costs[key] = None if value is None or not math.isfinite(value) else float(value)
-    summary: dict[str, Any] = {
-        "data": dict(data),
-        "costs": costs,
-        "policies": dict(policies),
-        "latency_ms": latency.summary(),
-    }
-    return summary | dict(extra or {})
+    keep = ("costs", "costs_ci", "comparisons", "references", "ml_minus_confidence")
+    return {key: numbers[key] for key in keep} | {"policies": policies}
 
 
-def allocation_panel(evaluation: Evaluation, prepared: Prepared) -> plots.AllocationPanel:
-    """Fig. 4 for the served cell with the highest mean test demand (group 0), in data units."""
-    data = prepared.data
-    served = data.test.group == 0
-    scaler = data.scaler
-    demand = scaler.inverse(data.test.targets[served])
-    vnf = int(np.argmax(demand.mean(axis=0)))
-    rows = data.test.target_index[served]
-    hours = (rows - rows[0]) * data.interval_minutes / 60.0
+def tradeoff_panel(w_local: float, numbers: Mapping[str, Any]) -> plots.TradeoffPanel:
+    curves = {name: np.asarray(block["points"]) for name, block in numbers["policies"].items()}
+    per_ct = np.asarray(numbers["ml_per_transmission_cost"]).reshape(-1, 2)
+    sparse = {f"{ML.name}, one classifier per C_T": per_ct} if per_ct.size else {}
+    return plots.TradeoffPanel(pair_title(w_local), curves, sparse)
+
+
+def allocation_panel(w_local: float, record: WindowRecord) -> plots.AllocationPanel:
+    """Fig. 4 for the record's drawn cell (the served group's busiest), in data units."""
+    figure = record.figure
     return plots.AllocationPanel(
-        title=f"{_pair_title(evaluation.w_local)}, cell {data.cell_ids[vnf]} (test split)",
-        time=hours,
-        demand=demand[:, vnf],
-        local=scaler.inverse(evaluation.test_local[served])[:, vnf],
-        remote=scaler.inverse(evaluation.test_remote[served])[:, vnf],
+        title=f"{pair_title(w_local)}, cell {int(figure['cell'])} (test, {record.fold})",
+        time=figure["hours"],
+        demand=figure["demand"],
+        local=figure["local"],
+        remote=figure["remote"],
     )
 
 
-def _pair_title(w_local: float) -> str:
+def pair_title(w_local: float) -> str:
     return f"(w_L, w_R) = ({w_local:g}, {1 - w_local:.3g})"
 
 
@@ -161,12 +124,7 @@ def _write_latency(latency: LatencyTable, out: Path) -> None:
 
 def _summary_metrics(summary: Mapping[str, Any]) -> dict[str, float | None]:
     """The final test metrics of the parent run, with the names the UI compares."""
-    costs = summary["costs"]
-    metrics: dict[str, float | None] = {
-        "test_cost_all_local": costs["all_local"],
-        "test_cost_all_remote": costs["all_remote"],
-    }
-    metrics |= {f"test_cost_{k}": costs[k] for k in (*BASELINE_KEYS, *NAIVE_KEYS)}
+    metrics: dict[str, float | None] = {f"test_cost_{k}": v for k, v in summary["costs"].items()}
     for policy, values in summary["policies"].items():
         metrics[f"{policy}_share_local_at_reference"] = values["share_local_at_reference"]
         metrics[f"{policy}_gap_closed"] = values["gap_closed"]

@@ -3,6 +3,10 @@
 One run per job; jobs started inside another job's run become nested runs (a sweep's weight
 pairs, run-all's steps). The tracking URI comes from ``registry.resolve_tracking_uri`` (explicit
 value, else MLFLOW_TRACKING_URI, else ``sqlite:///mlflow.db`` in the working folder).
+
+Until ``configure`` is called, tracking is off: runs yield no id and every log call does
+nothing, so the studies (studies/) can call the same jobs in many parallel processes without
+a tracking store.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ class _Target:
     experiment: str | None = None
     applied: bool = False
 
+    @property
+    def enabled(self) -> bool:
+        return self.uri is not None and self.experiment is not None
+
 
 _target = _Target()
 
@@ -46,8 +54,13 @@ def configure(tracking_uri: str | None, experiment: str) -> str:
     return uri
 
 
+def disable() -> None:
+    """Tracking off (the default until configure): runs and log calls do nothing."""
+    _target.uri, _target.experiment, _target.applied = None, None, False
+
+
 def _apply() -> None:
-    if _target.applied or _target.uri is None or _target.experiment is None:
+    if _target.applied or _target.uri is None:
         return
     mlflow.set_tracking_uri(_target.uri)
     mlflow.set_experiment(_target.experiment)
@@ -55,11 +68,15 @@ def _apply() -> None:
 
 
 @contextmanager
-def run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+def run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[str | None]:
     """Start a run (nested under the active one, if any); yields its id; ends it on exit.
 
-    A run left by an exception is marked FAILED, so the UI shows what broke.
+    A run left by an exception is marked FAILED, so the UI shows what broke. With tracking off
+    it yields None.
     """
+    if not _target.enabled:
+        yield None
+        return
     _apply()
     nested = mlflow.active_run() is not None
     with mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {})) as active:
@@ -86,27 +103,39 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def log_params(params: Mapping[str, Any]) -> None:
+    if not _target.enabled:
+        return
     mlflow.log_params(flatten(params))
 
 
 def log_metrics(metrics: Mapping[str, float | None], step: int | None = None) -> None:
     """Log the finite values (a missing baseline is None and is skipped)."""
+    if not _target.enabled:
+        return
     finite = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
     if finite:
         mlflow.log_metrics(finite, step=step)
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:
+    if not _target.enabled:
+        return
     mlflow.set_tags({key: str(value) for key, value in tags.items()})
 
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    if not _target.enabled:
+        return
     mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
 def log_artifacts(directory: Path, artifact_path: str | None = None) -> None:
+    if not _target.enabled:
+        return
     mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
 
 
 def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
+    if not _target.enabled:
+        return
     mlflow.log_dict(dict(data), artifact_file)

@@ -1,4 +1,4 @@
-"""Table II's summary and markdown."""
+"""Table II's summary and markdown, the confidence policy's J passes included."""
 
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ pytestmark = pytest.mark.unit
 
 
 def test_latency_summary_has_every_share_and_the_centralized_models() -> None:
-    table = LatencyTable({}, {5: 40.0, 95: 3.0}, {"centralized_lstm": 43.0}, PAPER_RTT_MS)
-    assert table.summary() == {"5": 40.0, "95": 3.0, "centralized_lstm": 43.0}
-    assert "| DDNN | 95 | 3.000 |" in table.markdown()
+    table = LatencyTable(
+        {}, {5: 40.0, 95: 3.0}, {"centralized_lstm": 43.0}, PAPER_RTT_MS, {5: 40.5, 95: 3.4}
+    )
+    assert table.summary() == {
+        "5": 40.0,
+        "95": 3.0,
+        "centralized_lstm": 43.0,
+        "confidence": {"5": 40.5, "95": 3.4},
+    }
+    markdown = table.markdown()
+    assert "| DDNN, ML policy | 95 | 3.000 |" in markdown
+    assert "| DDNN, confidence policy | 95 | 3.400 |" in markdown

@@ -1,9 +1,11 @@
 """Stage: the experiments of Sec. V for trained DDNNs, and the report they make.
 
-For each DDNN: its offloaders (with the C_T sweep), the five policies' trade-off curves on the
-test split (ddnn.evaluation, through the policy table), the share each resolves locally at the
-centralized LSTM's cost, the gap it closes, and the champion score: the lowest validation cost
-along the cost-aware policy's validation curve (its ends, all local and all remote, included).
+For each DDNN: its offloaders (with the C_T sweep), then a `WindowRecord` of its test windows
+(every policy's scores, every never-offloading model's costs, the masks at the knobs chosen on
+validation) from which training.summary computes the trade-off curves, the shares resolved
+locally, the gap closed and their intervals; and the champion score: the lowest cost along the
+cost-aware policy's curve on the choice windows of validation (all local and all remote
+included).
 """
 
 from __future__ import annotations
@@ -16,14 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddnn.evaluation import (
-    PolicyScores,
-    best_operating_cost,
-    policy_curves,
-    policy_metrics,
-    sweep_curve,
-)
-from ddnn.policies import CONFIDENCE, COST_AWARE, ML
+from ddnn.evaluation import best_operating_cost, sweep_curve
+from ddnn.policies import CONFIDENCE, COST_AWARE, ML, ORACLE, resolve_knobs
 from registry import DDNNBundle, ModelRef
 from training import tracking
 from training.config import Settings
@@ -34,20 +30,20 @@ from training.jobs.ddnn import TrainedDDNN, settings_for_bundle, trained_from_bu
 from training.jobs.offloaders import TrainedOffloaders, policy_scores, train_offloaders
 from training.latency import measure_latency
 from training.loop import predict
-from training.report import Evaluation, write_report
+from training.records import ALL_LOCAL, ALL_REMOTE, WindowRecord, chosen_masks, day_blocks
+from training.report import write_report
+from training.summary import REFERENCE, pooled_summary
 
 logger = logging.getLogger(__name__)
-
-REFERENCE_BASELINE = "centralized_lstm"  # the paper's reference cost for "share resolved locally"
 
 
 @dataclass
 class EvaluatedDDNN:
-    """One weight pair after every stage: the DDNN, its offloaders, its evaluation."""
+    """One weight pair after every stage: the DDNN, its offloaders, its test windows."""
 
     ddnn: TrainedDDNN
     offloaders: TrainedOffloaders
-    evaluation: Evaluation
+    record: WindowRecord
 
 
 def evaluate_ddnn(
@@ -55,62 +51,105 @@ def evaluate_ddnn(
     prepared: Prepared,
     ddnn: TrainedDDNN,
     offloaders: TrainedOffloaders,
-    reference_cost: float,
-) -> Evaluation:
-    """Trade-off curves of the five policies on the test split, and the champion score."""
+    baselines: TrainedBaselines,
+) -> WindowRecord:
+    """The DDNN's test windows as a record, and the champion score."""
     with tracking.run(f"evaluate {ddnn.label}", tags={"job": "evaluate"}):
         tracking.log_params(
             run_params(settings, prepared, w_local=ddnn.w_local, ddnn_run_id=ddnn.run_id)
         )
-        test_costs = ddnn.costs["test"]
-        inputs = prepared.test.inputs
-        scores = PolicyScores(
-            costs=test_costs,
-            confidence=policy_scores(
-                CONFIDENCE, inputs, ddnn=ddnn.model, seed=settings.offloader.seed
-            ),
-            ml=[
-                policy_scores(ML, inputs, networks={ML.name: net})
-                for net in (offloaders.classifiers[c_t] for c_t in offloaders.ct_grid)
-            ],
-            cost_aware=_benefit_scores(offloaders, inputs),
-            ct_grid=offloaders.ct_grid,
-            eta_points=settings.offloader.eta_points,
-            ml_threshold=offloaders.defaults.ml_threshold,
-        )
-        curves = policy_curves(scores)
-        policies = policy_metrics(curves, reference_cost)
-        choice = offloaders.windows.choice
-        val_curve = sweep_curve(
-            COST_AWARE,
-            _benefit_scores(offloaders, prepared.val.inputs[choice]),
-            offloaders.ct_grid,
-            ddnn.costs["val"].subset(choice),
-        )
-        val_best = best_operating_cost(val_curve)
-        out = predict(ddnn.model, inputs)
-        assert out.y_local is not None
+        record = window_record(settings, prepared, ddnn, offloaders, baselines)
+        numbers = pooled_summary([record], n_boot=200)
         tracking.log_metrics(
             {
-                "test_cost_all_local": float(test_costs.local.mean()),
-                "test_cost_all_remote": float(test_costs.remote.mean()),
-                "val_best_operating_cost": val_best,
+                "test_cost_all_local": float(ddnn.costs["test"].local.mean()),
+                "test_cost_all_remote": float(ddnn.costs["test"].remote.mean()),
+                "val_best_operating_cost": record.val_best_cost,
             }
             | {
                 f"{p}_share_local_at_reference": m["share_local_at_reference"]
-                for p, m in policies.items()
+                for p, m in numbers["policies"].items()
             }
-            | {f"{p}_gap_closed": m["gap_closed"] for p, m in policies.items()}
+            | {f"{p}_gap_closed": m["gap_closed"] for p, m in numbers["policies"].items()}
         )
-    return Evaluation(
-        w_local=ddnn.w_local,
-        curves=curves,
-        policies=policies,
-        val_best_cost=val_best,
-        test=test_costs,
-        test_local=out.y_local.cpu().numpy(),
-        test_remote=out.y_remote.cpu().numpy(),
+    return record
+
+
+def window_record(
+    settings: Settings,
+    prepared: Prepared,
+    ddnn: TrainedDDNN,
+    offloaders: TrainedOffloaders,
+    baselines: TrainedBaselines,
+) -> WindowRecord:
+    data, test = prepared.data, prepared.test.inputs
+    costs, val = ddnn.costs["test"], ddnn.costs["val"]
+    scores = {
+        ORACLE.name: costs.benefit,
+        CONFIDENCE.name: policy_scores(
+            CONFIDENCE, test, ddnn=ddnn.model, seed=settings.offloader.seed
+        ),
+        ML.name: policy_scores(ML, test, networks={ML.name: offloaders.default_classifier}),
+        COST_AWARE.name: _benefit_scores(offloaders, test),
+    }
+    threshold = offloaders.defaults.ml_threshold
+    ml_grid = np.stack(
+        [
+            ML.local(
+                policy_scores(ML, test, networks={ML.name: offloaders.classifiers[c_t]}), threshold
+            )
+            for c_t in offloaders.ct_grid
+        ]
     )
+    references = {name: w["test"] for name, w in baselines.windows.items()}
+    reference_val = {name: float(w["val"].mean()) for name, w in baselines.windows.items()}
+    return WindowRecord(
+        fold=data.split,
+        group=settings.data.group,
+        seed=settings.train.seed,
+        w_local=ddnn.w_local,
+        blocks=day_blocks(data.split, data.target_times(data.test)),
+        exits=costs,
+        references=references | {ALL_LOCAL: costs.local, ALL_REMOTE: costs.remote},
+        reference_val=reference_val
+        | {ALL_LOCAL: float(val.local.mean()), ALL_REMOTE: float(val.remote.mean())},
+        scores=scores,
+        ml_grid=ml_grid,
+        ct_grid=offloaders.ct_grid,
+        chosen=chosen_masks(scores, resolve_knobs(offloaders.defaults)),
+        figure=allocation_data(prepared, ddnn),
+        val_best_cost=champion_score(prepared, ddnn, offloaders),
+    )
+
+
+def champion_score(prepared: Prepared, ddnn: TrainedDDNN, offloaders: TrainedOffloaders) -> float:
+    """The lowest cost along the cost-aware curve on the choice windows of validation."""
+    choice = offloaders.windows.choice
+    curve = sweep_curve(
+        COST_AWARE,
+        _benefit_scores(offloaders, prepared.val.inputs[choice]),
+        offloaders.ct_grid,
+        ddnn.costs["val"].subset(choice),
+    )
+    return best_operating_cost(curve)
+
+
+def allocation_data(prepared: Prepared, ddnn: TrainedDDNN) -> dict[str, np.ndarray]:
+    """Fig. 4: demand and both exits for the served group's busiest cell, in data units."""
+    data = prepared.data
+    served = data.test.group == 0
+    out = predict(ddnn.model, prepared.test.inputs[torch.from_numpy(served)])
+    assert out.y_local is not None
+    demand = data.scaler.inverse(data.test.targets[served])
+    vnf = int(np.argmax(demand.mean(axis=0)))
+    rows = data.test.target_index[served]
+    return {
+        "cell": np.array(data.cell_ids[vnf]),
+        "hours": (rows - rows[0]) * data.interval_minutes / 60.0,
+        "demand": demand[:, vnf],
+        "local": data.scaler.inverse(out.y_local.cpu().numpy())[:, vnf],
+        "remote": data.scaler.inverse(out.y_remote.cpu().numpy())[:, vnf],
+    }
 
 
 def _benefit_scores(offloaders: TrainedOffloaders, inputs: torch.Tensor) -> np.ndarray:
@@ -123,13 +162,12 @@ def evaluate_all(
     trained: Sequence[TrainedDDNN],
     baselines: TrainedBaselines,
 ) -> list[EvaluatedDDNN]:
-    """Offloaders (with the C_T sweep) and trade-off curves of every trained DDNN."""
-    reference = baselines.test[REFERENCE_BASELINE]
+    """Offloaders (with the C_T sweep) and the test record of every trained DDNN."""
     results = []
     for ddnn in trained:
         offloaders = train_offloaders(settings, prepared, ddnn, sweep=True)
-        evaluation = evaluate_ddnn(settings, prepared, ddnn, offloaders, reference)
-        results.append(EvaluatedDDNN(ddnn, offloaders, evaluation))
+        record = evaluate_ddnn(settings, prepared, ddnn, offloaders, baselines)
+        results.append(EvaluatedDDNN(ddnn, offloaders, record))
     return results
 
 
@@ -147,7 +185,7 @@ def report(
     sweep = [
         {
             "w_local": r.ddnn.w_local,
-            "val_best_operating_cost": r.evaluation.val_best_cost,
+            "val_best_operating_cost": r.record.val_best_cost,
             "val_cost_local": r.ddnn.costs["val"].mean()["local"],
             "val_cost_remote": r.ddnn.costs["val"].mean()["remote"],
             "collapsed_exits": r.ddnn.collapsed_exits,
@@ -161,11 +199,18 @@ def report(
         "confidence_eta": offloaders.defaults.confidence_eta,
         "sweep": sweep,
         "profile": settings.profile,
+        "reference": REFERENCE,
     } | dict(extra)
-    evaluations = [r.evaluation for r in results]
-    return write_report(
-        settings, prepared, evaluations, chosen.evaluation, baselines.test, latency, extra
-    )
+    data = prepared.data
+    described = {
+        "source": data.source,
+        "k": data.n_vnfs,
+        "n": data.n_steps,
+        "interval_minutes": data.interval_minutes,
+        "split": data.split,
+    }
+    records = {r.ddnn.w_local: [r.record] for r in results}
+    return write_report(settings.out, described, records, chosen.ddnn.w_local, latency, extra)
 
 
 def evaluate_job(settings: Settings, bundle: DDNNBundle, ref: ModelRef | None) -> dict[str, Any]:

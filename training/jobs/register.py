@@ -40,7 +40,7 @@ def choose_champion(candidates: Sequence[EvaluatedDDNN]) -> EvaluatedDDNN:
             f"below the best constant ({listing}). Nothing was registered; see docs/recipe.md "
             "for the training recipe."
         )
-    return min(healthy, key=lambda c: c.evaluation.val_best_cost)
+    return min(healthy, key=lambda c: c.record.val_best_cost)
 
 
 def register_champion(

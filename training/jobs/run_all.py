@@ -46,7 +46,7 @@ def run_all(
             champion = choose_champion(results)
         except ChampionRefusedError as exc:
             refused = exc
-            champion = min(results, key=lambda r: r.evaluation.val_best_cost)
+            champion = min(results, key=lambda r: r.record.val_best_cost)
         refs = None
         if refused is None and register:
             refs = register_champion(settings, champion, prepared, alias)

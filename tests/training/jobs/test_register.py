@@ -13,7 +13,7 @@ from training.jobs.common import collapsed, epoch_metric_names
 from training.jobs.ddnn import TrainedDDNN
 from training.jobs.evaluate import EvaluatedDDNN
 from training.jobs.register import ChampionRefusedError, choose_champion
-from training.report import Evaluation
+from training.records import WindowRecord
 
 pytestmark = pytest.mark.unit
 
@@ -27,8 +27,11 @@ def test_guard_needs_a_clear_margin_below_the_best_constant() -> None:
 def candidate(w_local: float, val_best: float, bad: list[str]) -> EvaluatedDDNN:
     ddnn = TrainedDDNN(w_local, torch.nn.Module(), {}, None, Path(), bad)  # type: ignore[arg-type]
     empty = np.zeros(0)
-    evaluation = Evaluation(w_local, {}, {}, val_best, ExitCosts(empty, empty), empty, empty)
-    return EvaluatedDDNN(ddnn, None, evaluation)  # type: ignore[arg-type]
+    record = WindowRecord(
+        "fold", 0, 0, w_local, empty, ExitCosts(empty, empty), {}, {}, {}, empty, empty, {}
+    )
+    record.val_best_cost = val_best
+    return EvaluatedDDNN(ddnn, None, record)  # type: ignore[arg-type]
 
 
 def test_champion_is_the_best_healthy_pair_and_collapse_is_refused() -> None:
