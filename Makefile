@@ -6,12 +6,15 @@ STAMP := $(VENV)/.installed-stamp
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-DATA ?= synthetic
-K ?= 16
-ACTIVITY ?= internet
 OUT ?= results
+# `make paper`: the study of docs/RESULTS.md (GROUPS= and SEEDS= shrink it for a quick run)
+DATA_DIR ?= ../shared/data/milano
+CASES ?= block,hourly,tenmin
+GROUPS ?=
+SEEDS ?= 3
+WEIGHTS ?= 0.9,0.1
 
-.PHONY: install run test lint paper serve bench clean
+.PHONY: install run test lint paper ablation serve bench clean
 
 install: $(STAMP)
 
@@ -37,7 +40,11 @@ test: lint
 	$(BIN)/python -m pytest
 
 paper: $(STAMP)
-	$(BIN)/ddnn-train run-all --profile paper --data $(DATA) --top-k $(K) --activity $(ACTIVITY) --out $(OUT)
+	$(BIN)/python -m studies.paper --data-dir $(DATA_DIR) --cases $(CASES) $(if $(GROUPS),--groups $(GROUPS)) \
+		--seeds $(SEEDS) --weights $(WEIGHTS) --out docs/results --results docs/RESULTS.md
+
+ablation: $(STAMP)
+	$(BIN)/python -m studies.ablation --data-dir $(DATA_DIR) --case all --seeds 3 --out docs/ablation.md --json docs/ablation.json
 
 serve: $(STAMP)
 	$(BIN)/ddnn-serve

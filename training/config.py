@@ -195,6 +195,7 @@ class Settings:
     tracking_uri: str | None = None
     collapse_margin: float = COLLAPSE_MARGIN
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    save_models: bool = True  # bundles in <out>/models (studies keep only their records)
 
     def params(self) -> dict[str, Any]:
         """What a job logs as MLflow params (the data's source and fingerprint are added)."""

@@ -41,6 +41,8 @@ class WindowRecord:
     chosen: dict[str, np.ndarray]  # policy name -> (M,) local mask at the knobs chosen on val
     figure: dict[str, np.ndarray] = field(default_factory=dict)  # Fig. 4: time, demand, y_L, y_R
     val_best_cost: float = float("nan")  # the champion rule's score
+    # exit ("local", "remote") -> (M,) share of the window's K allocations below the demand
+    under: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_windows(self) -> int:
@@ -61,6 +63,7 @@ class WindowRecord:
             ("scores", self.scores),
             ("chosen", self.chosen),
             ("figure", self.figure),
+            ("under", self.under),
         ):
             arrays |= {f"{prefix}/{key}": value for key, value in mapping.items()}
         meta = {
@@ -105,6 +108,7 @@ class WindowRecord:
             chosen=section("chosen"),
             figure=section("figure"),
             val_best_cost=float(meta["val_best_cost"]),
+            under=section("under"),
         )
 
 

@@ -159,6 +159,8 @@ def save_baselines(baselines: TrainedBaselines, settings: Settings, prepared: Pr
     """<out>/models/baselines/<name>/ (config.json + weights.pt), costs.json and every window's
     cost (windows.npz)."""
     root = settings.out / "models" / "baselines"
+    if not settings.save_models:
+        return
     for name, model in baselines.models.items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)

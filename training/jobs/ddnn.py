@@ -75,8 +75,9 @@ def train_ddnn(settings: Settings, prepared: Prepared, w_local: float) -> Traine
         )
         bad = flag_collapse(name, val, prepared, settings.collapse_margin)
         checkpoint = settings.out / "models" / f"ddnn-wL{w_local:g}"
-        ddnn_bundle(model, settings, prepared, w_local, costs, run_id).save(checkpoint)
-        tracking.log_artifacts(checkpoint, "checkpoint")
+        if settings.save_models:
+            ddnn_bundle(model, settings, prepared, w_local, costs, run_id).save(checkpoint)
+            tracking.log_artifacts(checkpoint, "checkpoint")
     return TrainedDDNN(w_local, model, costs, run_id, checkpoint, bad)
 
 

@@ -119,7 +119,20 @@ def window_record(
         chosen=chosen_masks(scores, resolve_knobs(offloaders.defaults)),
         figure=allocation_data(prepared, ddnn),
         val_best_cost=champion_score(prepared, ddnn, offloaders),
+        under=under_provisioned(prepared, ddnn),
     )
+
+
+def under_provisioned(prepared: Prepared, ddnn: TrainedDDNN) -> dict[str, np.ndarray]:
+    """(M,) share of each test window's K allocations below the demand, per exit (Key
+    observation 6: an Eq. 3 model should under-provision far less often than half the time)."""
+    out = predict(ddnn.model, prepared.test.inputs)
+    assert out.y_local is not None
+    demand = prepared.test.windows.targets
+    return {
+        "local": (out.y_local.cpu().numpy() < demand).mean(axis=1),
+        "remote": (out.y_remote.cpu().numpy() < demand).mean(axis=1),
+    }
 
 
 def champion_score(prepared: Prepared, ddnn: TrainedDDNN, offloaders: TrainedOffloaders) -> float:
