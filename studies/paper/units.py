@@ -116,6 +116,7 @@ def _data_dir(config: StudyConfig) -> Path:
 def run_unit(unit: Unit, config: StudyConfig) -> tuple[str, float]:
     """Train and evaluate one unit (in a worker process); returns its key and seconds."""
     started = time.perf_counter()
+    os.environ["TQDM_DISABLE"] = "1"  # progress bars of parallel workers would interleave
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     tracking.disable()
