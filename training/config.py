@@ -15,6 +15,7 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
+from ddnn.baselines import BASELINES
 from ddnn.config import ConfigError, CostConfig, DDNNConfig, dataclass_from_dict
 from ddnn.data import SYNTHETIC
 from ddnn.device import resolve_device
@@ -196,6 +197,8 @@ class Settings:
     collapse_margin: float = COLLAPSE_MARGIN
     threads: int = 0  # torch CPU threads; 0 = torch's default
     save_models: bool = True  # bundles in <out>/models (studies keep only their records)
+    # the centralized networks to train (ddnn.baselines); LightGBM and the naive ones always
+    baselines: tuple[str, ...] = tuple(BASELINES)
 
     def params(self) -> dict[str, Any]:
         """What a job logs as MLflow params (the data's source and fingerprint are added)."""

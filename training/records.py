@@ -43,6 +43,8 @@ class WindowRecord:
     val_best_cost: float = float("nan")  # the champion rule's score
     # exit ("local", "remote") -> (M,) share of the window's K allocations below the demand
     under: dict[str, np.ndarray] = field(default_factory=dict)
+    # model -> {"best": epoch of the kept weights, "run": epochs trained} (early stopping's work)
+    epochs: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def n_windows(self) -> int:
@@ -73,6 +75,7 @@ class WindowRecord:
             "w_local": self.w_local,
             "reference_val": self.reference_val,
             "val_best_cost": self.val_best_cost,
+            "epochs": self.epochs,
         }
         arrays["meta"] = np.array(json.dumps(meta))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +112,7 @@ class WindowRecord:
             figure=section("figure"),
             val_best_cost=float(meta["val_best_cost"]),
             under=section("under"),
+            epochs=meta.get("epochs", {}),
         )
 
 

@@ -1,1 +1,2 @@
-"""The training recipe's ablation (docs/ablation.md): `python -m studies.ablation --help`."""
+"""The recipe's levers, measured on validation windows (docs/ablation.md):
+`python -m studies.ablation --help`."""

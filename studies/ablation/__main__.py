@@ -1,105 +1,90 @@
-"""Ablation of the training recipe on the Milano dev cases (issue 4), as one command.
+"""The recipe's levers on validation windows: each configuration trained on every fold, group and
+seed of the cases asked for, compared with the recipe run by run.
 
-    python -m studies.ablation --data-dir DIR --case hourly|tenmin|all --seeds 3 --out docs/ablation.md [--quick]
+    python -m studies.ablation --data-dir ../shared/data/milano --cases block,hourly --groups 2 \\
+        --seeds 3 --variants "recipe,budget x3,direct + window_norm" --out docs/ablation.md
 
-For each case it trains every model (centralized LSTM, wide LSTM, DeepCog, DDNN with its local
-and remote exits) under each configuration: the paper-faithful one, the paper plus one recipe
-change at a time, the full recipe, and the full recipe minus one change at a time. It writes a
-markdown table of the VALIDATION cost (mean +- std over seeds, served cells only) next to the
-naive baselines fitted on the training split, the gates of issue 4 as pass/fail lines, and the
-wall time. Nothing here talks to MLflow: it is a measurement, not a training job.
+It trains through the paper study's units (studies/paper/units.py: the product's jobs), one
+cache folder per configuration (``--cache``/<variant>), so a configuration is trained once and an
+interrupted run resumes. By default it trains the DDNN at (0.9, 0.1) and the centralized LSTM
+(``--baselines`` adds the others); LightGBM and the naive baselines are always there. Only
+validation costs are compared: choices are made here, and reported on the test folds by
+studies.paper.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from studies.ablation.cases import CASES, VARIANT_SETS, Variant
-from studies.ablation.report import check_same_budget, load_cache, merge_raw, raw_results, report
-from studies.ablation.runs import CaseResult, run_case
+from studies.ablation.report import write_ablation
+from studies.ablation.variants import VARIANTS
+from studies.paper.units import (
+    StudyConfig,
+    case_of,
+    default_jobs,
+    load_records,
+    run_units,
+    units_of,
+)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m studies.ablation",
-        description="Train every model under each recipe configuration; write a markdown table.",
+        prog="python -m studies.ablation", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1")
+    parser.add_argument("--data-dir", type=Path, help="folder of the Milano dev files")
+    parser.add_argument("--cases", default="block,hourly")
+    parser.add_argument("--groups", type=int, default=2, help="groups of K cells per case (hourly)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated: {list(VARIANTS)}"
+    )
+    parser.add_argument(
+        "--baselines", default="centralized_lstm", help="centralized networks to train"
+    )
+    parser.add_argument("--jobs", type=int, default=default_jobs())
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--cache", type=Path, default=Path("results/ablation-cache"))
     parser.add_argument("--out", type=Path, default=Path("docs/ablation.md"))
-    parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="reuse the rows of --json that have the same budget, seeds and models",
-    )
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the command")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        required=True,
-        help="the folder of the Milano dev files (e.g. ../shared/data/milano)",
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--set", choices=list(VARIANT_SETS), default="standard", dest="variant_set")
-    parser.add_argument("--variants", default="", help="comma-separated names (default: the set)")
+    parser.add_argument("--n-steps", type=int, help="input window N (default: the paper's 144)")
     return parser.parse_args(argv)
-
-
-def select_variants(variant_set: str, names: str) -> list[Variant]:
-    variants = VARIANT_SETS["all"]() if names else VARIANT_SETS[variant_set]()
-    if not names:
-        return variants
-    known = {v.name: v for v in variants}
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in wanted if n not in known]
-    if unknown:
-        raise SystemExit(f"unknown configuration(s) {unknown}; known: {list(known)}")
-    return [known[n] for n in wanted]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    cases = list(CASES.values()) if args.case == "all" else [CASES[args.case]]
-    variants = select_variants(args.variant_set, args.variants)
-    seeds = list(range(args.seeds))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
+    results = {}
+    for case_name in args.cases.split(","):
+        case = case_of(case_name.strip())
+        units = units_of(case, args.groups, args.seeds)
+        for name in names:
+            variant = VARIANTS[name]
+            config = StudyConfig(
+                cache=args.cache,
+                data_dir=args.data_dir.resolve() if args.data_dir else None,
+                weights=(0.9,),
+                device=args.device,
+                quick=args.quick,
+                model=dict(variant.model) | ({"n_steps": args.n_steps} if args.n_steps else {}),
+                train=variant.train,
+                baselines=tuple(b for b in args.baselines.split(",") if b),
+                tag=name.replace(" ", "_"),
+            )
+            run_units(units, config, args.jobs)
+            results[(case.name, name)] = load_records(units, config)[0.9]
     command = " ".join(["python -m studies.ablation", *(sys.argv[1:] if argv is None else argv)])
-    if args.resume and args.json is None:
-        raise SystemExit("--resume needs --json (the raw results of the earlier run)")
-    cache = load_cache(args.json, args.quick) if args.resume else {}
-    earlier = json.loads(args.json.read_text()) if args.json and args.json.exists() else {}
-    check_same_budget(earlier, cases, args.quick)
-    done: list[CaseResult] = []
-
-    def write(partial: Sequence[CaseResult]) -> None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report(partial, command, args.seeds, args.quick))
-        if args.json is not None:
-            merged = merge_raw(earlier, raw_results(partial, args.quick))
-            args.json.write_text(json.dumps(merged, indent=1))
-
-    for case in cases:
-        result = run_case(
-            case,
-            args.data_dir.resolve(),
-            variants,
-            seeds,
-            args.quick,
-            on_progress=lambda current: write([*done, current]),
-            cache=cache.get(case.name),
-        )
-        done.append(result)
-    write(done)
+    write_ablation(results, args.out, command)
     sys.stdout.write(args.out.read_text())
 
 

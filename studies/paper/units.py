@@ -43,6 +43,9 @@ class StudyConfig:
     device: str = "auto"
     quick: bool = False
     model: Mapping[str, Any] = field(default_factory=dict)  # DDNNConfig overrides
+    train: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig overrides
+    baselines: tuple[str, ...] | None = None  # the centralized networks (None: all of them)
+    tag: str = ""  # a configuration's name: its runs are cached apart
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,11 @@ class Unit:
     def key(self) -> str:
         return f"{self.case}/fold{self.fold}/g{self.group}/s{self.seed}"
 
+    def folder(self, config: StudyConfig) -> Path:
+        return config.cache / config.tag / self.key if config.tag else config.cache / self.key
+
     def record_paths(self, config: StudyConfig) -> dict[float, Path]:
-        return {w: config.cache / self.key / f"wL{w:g}.npz" for w in config.weights}
+        return {w: self.folder(config) / f"wL{w:g}.npz" for w in config.weights}
 
     def done(self, config: StudyConfig) -> bool:
         return all(path.exists() for path in self.record_paths(config).values())
@@ -83,7 +89,7 @@ def unit_settings(unit: Unit, config: StudyConfig) -> Settings:
     fold = case.folds[unit.fold]
     source = SYNTHETIC if case.filename == SYNTHETIC else str(_data_dir(config) / case.filename)
     flags = Flags(
-        out=config.cache / unit.key,
+        out=unit.folder(config),
         data=source,
         activity=case.activity,
         top_k=case.n_vnfs if case.ranked_groups else None,
@@ -98,6 +104,9 @@ def unit_settings(unit: Unit, config: StudyConfig) -> Settings:
     data = replace(settings.data, fold=fold.name, **case.data)  # type: ignore[arg-type]
     model = replace(settings.model, n_vnfs=case.n_vnfs, **config.model)
     settings = replace(settings, data=data, model=model, save_models=False)
+    settings = replace(settings, train=settings.train.updated(**config.train))
+    if config.baselines is not None:
+        settings = replace(settings, baselines=config.baselines)
     if config.quick:
         settings = replace(
             settings,

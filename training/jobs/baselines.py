@@ -41,6 +41,7 @@ class TrainedBaseline:
     model: nn.Module | None  # None for LightGBM (not a torch model)
     windows: dict[str, np.ndarray]  # "val", "test" -> (M,) cost of every window
     collapsed: bool
+    epochs: dict[str, int] = field(default_factory=dict)  # "best", "run" (networks only)
 
 
 @dataclass
@@ -50,8 +51,11 @@ class TrainedBaselines:
     test: dict[str, float]
     collapsed: dict[str, bool]
     windows: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # name -> split -> (M,)
+    epochs: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> best, run
 
     def add(self, baseline: TrainedBaseline) -> None:
+        if baseline.epochs:
+            self.epochs[baseline.name] = baseline.epochs
         if baseline.model is not None:
             self.models[baseline.name] = baseline.model
         self.windows[baseline.name] = baseline.windows
@@ -67,7 +71,7 @@ def train_baselines(settings: Settings, prepared: Prepared) -> TrainedBaselines:
     log_naive_baselines(settings, prepared)
     for kind in naive_kinds(prepared, settings):
         result.add(kind)
-    for name in BASELINES:
+    for name in settings.baselines:
         result.add(train_baseline(settings, prepared, name))
     result.add(train_lightgbm(settings, prepared))
     save_baselines(result, settings, prepared)
@@ -101,7 +105,8 @@ def train_baseline(settings: Settings, prepared: Prepared, name: str) -> Trained
             {"best_epoch": result.best_epoch, "val_cost_remote": val, f"test_cost_{name}": test}
         )
         bad = flag_collapse(run_name, {"remote": val}, prepared, settings.collapse_margin)
-    return TrainedBaseline(name, model, windows, bool(bad))
+    epochs = {"best": result.best_epoch, "run": len(result.history)}
+    return TrainedBaseline(name, model, windows, bool(bad), epochs)
 
 
 def train_lightgbm(settings: Settings, prepared: Prepared) -> TrainedBaseline:

@@ -37,6 +37,7 @@ class TrainedDDNN:
     run_id: str | None
     checkpoint: Path
     collapsed_exits: list[str] = field(default_factory=list)
+    epochs: dict[str, int] = field(default_factory=dict)  # "best", "run": early stopping's work
 
     @property
     def collapsed(self) -> bool:
@@ -78,7 +79,8 @@ def train_ddnn(settings: Settings, prepared: Prepared, w_local: float) -> Traine
         if settings.save_models:
             ddnn_bundle(model, settings, prepared, w_local, costs, run_id).save(checkpoint)
             tracking.log_artifacts(checkpoint, "checkpoint")
-    return TrainedDDNN(w_local, model, costs, run_id, checkpoint, bad)
+    epochs = {"best": result.best_epoch, "run": len(result.history)}
+    return TrainedDDNN(w_local, model, costs, run_id, checkpoint, bad, epochs)
 
 
 def ddnn_costs(model: DDNN, prepared: Prepared, cost: CostConfig) -> dict[str, ExitCosts]:

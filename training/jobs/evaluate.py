@@ -120,6 +120,7 @@ def window_record(
         figure=allocation_data(prepared, ddnn),
         val_best_cost=champion_score(prepared, ddnn, offloaders),
         under=under_provisioned(prepared, ddnn),
+        epochs=baselines.epochs | {"ddnn": ddnn.epochs},
     )
 
 

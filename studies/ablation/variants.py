@@ -1,0 +1,68 @@
+"""The configurations the ablation compares: the recipe (the defaults), the paper's own, and
+the recipe with one lever changed. Each changes the DDNN *and* the centralized baselines the same
+way, so "remote vs centralized" stays the paper's question (the same information, with and
+without the local exit)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ddnn.config import DDNNConfig
+from training.config import PAPER_PLAIN_TRAINING
+
+PAPER_MODEL: dict[str, Any] = {
+    key: getattr(DDNNConfig.paper(), key)
+    for key in ("output_mode", "window_norm", "z_norm", "cloud_sees_context", "zero_init_exit")
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    lever: str  # what it tests, in a few words
+    model: Mapping[str, Any] = field(default_factory=dict)  # DDNNConfig overrides
+    train: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig overrides
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("recipe", "the defaults (docs/recipe.md)"),
+        Variant(
+            "paper",
+            "the paper as written: direct output, plain Adam",
+            PAPER_MODEL,
+            PAPER_PLAIN_TRAINING,
+        ),
+        Variant(
+            "budget x3",
+            "train to convergence: 3x the steps per epoch, 2x the epochs",
+            train={"max_steps_per_epoch": 45, "epochs": 48, "patience": 10},
+        ),
+        Variant(
+            "full epochs",
+            "every batch of the training windows per epoch",
+            train={"max_steps_per_epoch": 0, "epochs": 30, "patience": 6},
+        ),
+        Variant(
+            "batch 256",
+            "larger batches, a higher rate",
+            train={"batch_size": 256, "lr": 3e-3},
+        ),
+        Variant(
+            "direct + window_norm",
+            "standardised input, direct output (no residual on the last value)",
+            {"output_mode": "direct", "window_norm": True},
+        ),
+        Variant(
+            "residual + window_norm",
+            "standardised input, residual scaled by the window's spread",
+            {"window_norm": True},
+        ),
+        Variant(
+            "wide z (4)", "a wider z: 4 units per step (4x the uplink of z)", {"edge_hidden": 4}
+        ),
+    )
+}

@@ -1,0 +1,29 @@
+"""The ablation command on synthetic data with tiny budgets: one row per configuration, paired
+against the recipe, and a clear error for an unknown configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studies.ablation.__main__ import main
+
+pytestmark = pytest.mark.integration
+
+
+def test_ablation_writes_a_row_per_configuration(tmp_path: Path) -> None:
+    out = tmp_path / "ablation.md"
+    main(
+        ["--cases", "synthetic", "--groups", "1", "--seeds", "1", "--quick", "--n-steps", "24"]
+        + ["--variants", "recipe,wide z (4)", "--jobs", "1", "--cache", str(tmp_path / "c")]
+        + ["--out", str(out)]
+    )
+    text = out.read_text()
+    assert "| recipe |" in text and "| wide z (4) |" in text
+    assert "2 runs per row." in text  # 2 folds x 1 group x 1 seed
+
+
+def test_unknown_variant_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="unknown variant"):
+        main(["--cases", "synthetic", "--variants", "nope", "--out", str(tmp_path / "a.md")])
