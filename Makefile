@@ -44,7 +44,7 @@ paper: $(STAMP)
 		--seeds $(SEEDS) --weights $(WEIGHTS) --out docs/results --results docs/RESULTS.md
 
 ablation: $(STAMP)
-	$(BIN)/python -m studies.ablation --data-dir $(DATA_DIR) --case all --seeds 3 --out docs/ablation.md --json docs/ablation.json
+	$(BIN)/python -m studies.ablation --data-dir $(DATA_DIR) --cases block,hourly --groups 2 --seeds 3 --out docs/ablation.md
 
 serve: $(STAMP)
 	$(BIN)/ddnn-serve
