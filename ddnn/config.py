@@ -13,6 +13,7 @@ from typing import Any, Literal, Self, TypeVar
 
 OutputMode = Literal["direct", "residual"]
 OffloaderKind = Literal["classifier", "regressor"]
+OffloaderInputs = Literal["window", "summary"]
 T = TypeVar("T")
 
 # The paper's measured edge-cloud round trip (Sec. V, Table II), per sample: the latency model's
@@ -142,10 +143,16 @@ class OffloaderConfig:
     hidden: tuple[int, ...] = (128, 32)  # two hidden layers + the output layer = 3 FC layers
     # classifier: P(local) (the paper's ML offloader); regressor: the benefit C_L - C_R (ours)
     kind: OffloaderKind = "classifier"
+    # window: the raw scaled window, N*K inputs (the paper); summary: per VNF, the last value,
+    # the mean and spread of the last SUMMARY_RECENT steps and of the window, and the last
+    # step's change (6*K inputs): far fewer weights to learn from a few hundred windows
+    inputs: OffloaderInputs = "window"
 
     def __post_init__(self) -> None:
         if self.kind not in ("classifier", "regressor"):
             raise ConfigError(f"OffloaderConfig: unknown kind {self.kind!r}")
+        if self.inputs not in ("window", "summary"):
+            raise ConfigError(f"OffloaderConfig: unknown inputs {self.inputs!r}")
         if self.n_steps < 1 or self.n_vnfs < 1 or not all(h >= 1 for h in self.hidden):
             raise ConfigError(f"OffloaderConfig: invalid sizes in {self}")
 

@@ -15,12 +15,35 @@ from torch import nn
 from ddnn.config import OffloaderConfig
 from ddnn.model import mlp
 
+SUMMARY_RECENT = 6  # steps of the "recent" summary features
+SUMMARY_FEATURES = 6  # per VNF
+
+
+def summary_features(x: torch.Tensor) -> torch.Tensor:
+    """(B, N, K) -> (B, 6 K): what the demand is doing now, per VNF, as an offloader input."""
+    recent = x[:, -SUMMARY_RECENT:, :]  # (B, r, K)
+    parts = [
+        x[:, -1, :],
+        recent.mean(dim=1),
+        recent.std(dim=1),
+        x.mean(dim=1),
+        x.std(dim=1),
+        x[:, -1, :] - x[:, -2, :],
+    ]
+    return torch.cat(parts, dim=1)  # 6 x (B, K) -> (B, 6K)
+
 
 class Offloader(nn.Module):
     def __init__(self, config: OffloaderConfig) -> None:
         super().__init__()
         self.config = config
-        self.net = mlp([config.n_steps * config.n_vnfs, *config.hidden, 1])
+        self.summary = config.inputs == "summary"
+        n_inputs = (
+            SUMMARY_FEATURES * config.n_vnfs if self.summary else config.n_steps * config.n_vnfs
+        )
+        # summary features live on different scales (levels vs spreads): standardise them
+        self.norm = nn.BatchNorm1d(n_inputs) if self.summary else nn.Identity()
+        self.net = mlp([n_inputs, *config.hidden, 1])
         # regressor: the benefit is learned in standardised units; these map it back.
         self.target_mean: torch.Tensor
         self.target_std: torch.Tensor
@@ -29,7 +52,8 @@ class Offloader(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, K) -> (B,): a logit (classifier) or a standardised benefit (regressor)."""
-        out: torch.Tensor = self.net(x.flatten(1)).squeeze(-1)
+        features = summary_features(x) if self.summary else x.flatten(1)  # (B, F)
+        out: torch.Tensor = self.net(self.norm(features)).squeeze(-1)
         return out
 
     def score(self, x: torch.Tensor) -> torch.Tensor:

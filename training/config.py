@@ -16,7 +16,13 @@ from typing import Any, Literal, Self
 import numpy as np
 
 from ddnn.baselines import BASELINES
-from ddnn.config import ConfigError, CostConfig, DDNNConfig, dataclass_from_dict
+from ddnn.config import (
+    ConfigError,
+    CostConfig,
+    DDNNConfig,
+    OffloaderInputs,
+    dataclass_from_dict,
+)
 from ddnn.data import SYNTHETIC
 from ddnn.device import resolve_device
 from ddnn.windows import Fold, Split, SplitFractions, WindowError
@@ -86,6 +92,7 @@ class OffloaderTraining:
     """
 
     hidden: tuple[int, ...] = (128, 32)  # 2 hidden layers + output = the paper's 3 FC layers
+    inputs: OffloaderInputs = "window"  # the raw window (the paper) or summary features
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3

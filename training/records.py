@@ -45,6 +45,9 @@ class WindowRecord:
     under: dict[str, np.ndarray] = field(default_factory=dict)
     # model -> {"best": epoch of the kept weights, "run": epochs trained} (early stopping's work)
     epochs: dict[str, dict[str, int]] = field(default_factory=dict)
+    # policy -> its gap closed / share at the centralized LSTM's cost on the choice windows of
+    # validation (what the ablation compares offloaders on)
+    validation: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def n_windows(self) -> int:
@@ -76,6 +79,7 @@ class WindowRecord:
             "reference_val": self.reference_val,
             "val_best_cost": self.val_best_cost,
             "epochs": self.epochs,
+            "validation": self.validation,
         }
         arrays["meta"] = np.array(json.dumps(meta))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +117,7 @@ class WindowRecord:
             val_best_cost=float(meta["val_best_cost"]),
             under=section("under"),
             epochs=meta.get("epochs", {}),
+            validation=meta.get("validation", {}),
         )
 
 

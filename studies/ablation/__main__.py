@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 quick=args.quick,
                 model=dict(variant.model) | ({"n_steps": args.n_steps} if args.n_steps else {}),
                 train=variant.train,
+                offloader=variant.offloader,
                 baselines=tuple(b for b in args.baselines.split(",") if b),
                 tag=name.replace(" ", "_"),
             )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddnn.policies import CONFIDENCE, COST_AWARE, ML
 from studies.ablation.variants import VARIANTS
 from training.records import ALL_LOCAL, ALL_REMOTE, WindowRecord
 
@@ -52,6 +53,21 @@ def write_ablation(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def policy_table(rows: Mapping[str, Sequence[WindowRecord]]) -> list[str]:
+    """Each realizable policy's gap closed on the choice windows of validation, mean over runs."""
+    policies = [CONFIDENCE.name, ML.name, COST_AWARE.name]
+    lines = [
+        "| configuration | " + " | ".join(f"{p}: gap closed" for p in policies) + " |",
+        "|" + " --- |" * (len(policies) + 1),
+    ]
+    for name, records in rows.items():
+        if not all(r.validation for r in records):
+            continue
+        cells = [mean_interval([r.validation[p]["gap_closed"] for r in records]) for p in policies]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""] if len(lines) > 2 else []
+
+
 def case_table(case: str, rows: Mapping[str, Sequence[WindowRecord]]) -> list[str]:
     header = ["configuration", "lever", *COLUMNS.values(), "remote vs recipe", "epochs"]
     lines = [f"## {case}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -79,4 +95,5 @@ def case_table(case: str, rows: Mapping[str, Sequence[WindowRecord]]) -> list[st
             + " | ".join(cells)
             + f" | {versus} | {best:.0f} / {run:.0f} |"
         )
-    return [*lines, f"\n{len(next(iter(rows.values())))} runs per row.", ""]
+    lines += [f"\n{len(next(iter(rows.values())))} runs per row.", ""]
+    return lines + policy_table(rows)

@@ -24,6 +24,7 @@ class Variant:
     lever: str  # what it tests, in a few words
     model: Mapping[str, Any] = field(default_factory=dict)  # DDNNConfig overrides
     train: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig overrides
+    offloader: Mapping[str, Any] = field(default_factory=dict)  # OffloaderTraining overrides
 
 
 VARIANTS = {

@@ -44,6 +44,7 @@ class StudyConfig:
     quick: bool = False
     model: Mapping[str, Any] = field(default_factory=dict)  # DDNNConfig overrides
     train: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig overrides
+    offloader: Mapping[str, Any] = field(default_factory=dict)  # OffloaderTraining overrides
     baselines: tuple[str, ...] | None = None  # the centralized networks (None: all of them)
     tag: str = ""  # a configuration's name: its runs are cached apart
 
@@ -104,7 +105,11 @@ def unit_settings(unit: Unit, config: StudyConfig) -> Settings:
     data = replace(settings.data, fold=fold.name, **case.data)  # type: ignore[arg-type]
     model = replace(settings.model, n_vnfs=case.n_vnfs, **config.model)
     settings = replace(settings, data=data, model=model, save_models=False)
-    settings = replace(settings, train=settings.train.updated(**config.train))
+    settings = replace(
+        settings,
+        train=settings.train.updated(**config.train),
+        offloader=replace(settings.offloader, **config.offloader),
+    )
     if config.baselines is not None:
         settings = replace(settings, baselines=config.baselines)
     if config.quick:

@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddnn.evaluation import best_operating_cost, sweep_curve
+from ddnn.evaluation import (
+    best_operating_cost,
+    gap_closed_on_grid,
+    local_first_ranks,
+    random_sweep,
+    share_sweep,
+    share_under,
+    sweep_curve,
+)
 from ddnn.policies import CONFIDENCE, COST_AWARE, ML, ORACLE, resolve_knobs
 from registry import DDNNBundle, ModelRef
 from training import tracking
@@ -121,7 +129,40 @@ def window_record(
         val_best_cost=champion_score(prepared, ddnn, offloaders),
         under=under_provisioned(prepared, ddnn),
         epochs=baselines.epochs | {"ddnn": ddnn.epochs},
+        validation=validation_policies(settings, prepared, ddnn, offloaders, baselines),
     )
+
+
+def validation_policies(
+    settings: Settings,
+    prepared: Prepared,
+    ddnn: TrainedDDNN,
+    offloaders: TrainedOffloaders,
+    baselines: TrainedBaselines,
+) -> dict[str, dict[str, float]]:
+    """Each realizable policy's gap closed and share at the centralized LSTM's cost on the
+    choice windows of validation (the ablation compares offloaders on these, never on test)."""
+    choice = offloaders.windows.choice
+    inputs, costs = prepared.val.inputs[choice], ddnn.costs["val"].subset(choice)
+    scores = {
+        CONFIDENCE: policy_scores(
+            CONFIDENCE, inputs, ddnn=ddnn.model, seed=settings.offloader.seed
+        ),
+        ML: policy_scores(ML, inputs, networks={ML.name: offloaders.default_classifier}),
+        COST_AWARE: _benefit_scores(offloaders, inputs),
+    }
+    curve = {p: share_sweep(local_first_ranks(p, s), costs).mean(axis=1) for p, s in scores.items()}
+    oracle = share_sweep(local_first_ranks(ORACLE, costs.benefit), costs).mean(axis=1)
+    random = random_sweep(costs).mean(axis=1)
+    reference = baselines.windows.get(REFERENCE, {}).get("val")
+    found = {}
+    for policy, values in curve.items():
+        found[policy.name] = {"gap_closed": float(gap_closed_on_grid(values, oracle, random))}
+        if reference is not None:
+            found[policy.name]["share_at_reference"] = float(
+                share_under(values, np.asarray(reference[choice].mean()))
+            )
+    return found
 
 
 def under_provisioned(prepared: Prepared, ddnn: TrainedDDNN) -> dict[str, np.ndarray]:

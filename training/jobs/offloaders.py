@@ -220,7 +220,11 @@ def offloader_config(
     model: DDNNConfig, training: OffloaderTraining, kind: OffloaderKind
 ) -> OffloaderConfig:
     return OffloaderConfig(
-        n_steps=model.n_steps, n_vnfs=model.n_vnfs, hidden=training.hidden, kind=kind
+        n_steps=model.n_steps,
+        n_vnfs=model.n_vnfs,
+        hidden=training.hidden,
+        kind=kind,
+        inputs=training.inputs,
     )
 
 
