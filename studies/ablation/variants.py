@@ -65,5 +65,10 @@ VARIANTS = {
         Variant(
             "wide z (4)", "a wider z: 4 units per step (4x the uplink of z)", {"edge_hidden": 4}
         ),
+        Variant(
+            "offloader summary",
+            "offloaders on 6 summary features per VNF instead of the raw window",
+            offloader={"inputs": "summary", "hidden": (32, 16)},
+        ),
     )
 }
