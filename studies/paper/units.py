@@ -130,7 +130,6 @@ def _data_dir(config: StudyConfig) -> Path:
 def run_unit(unit: Unit, config: StudyConfig) -> tuple[str, float]:
     """Train and evaluate one unit (in a worker process); returns its key and seconds."""
     started = time.perf_counter()
-    os.environ["TQDM_DISABLE"] = "1"  # progress bars of parallel workers would interleave
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     tracking.disable()
@@ -144,6 +143,9 @@ def run_unit(unit: Unit, config: StudyConfig) -> tuple[str, float]:
 def run_units(units: Sequence[Unit], config: StudyConfig, jobs: int) -> dict[str, float]:
     """Every unit not in the cache, `jobs` at a time; seconds per unit run now."""
     todo = [unit for unit in units if not unit.done(config)]
+    # progress bars of parallel workers would interleave; tqdm reads this when it is imported,
+    # so it is set before the workers start (they inherit the environment)
+    os.environ.setdefault("TQDM_DISABLE", "1")
     logger.info(
         "%d units, %d in the cache, %d to run", len(units), len(units) - len(todo), len(todo)
     )
