@@ -8,9 +8,9 @@ metrics), ``PairDep`` (the serving pair; 503 while not ready), ``AdminDep`` (X-A
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-import pydantic_core
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
@@ -32,10 +32,6 @@ async def get_app_settings(request: Request) -> Settings:
 
 
 async def get_runtime(request: Request) -> ServiceRuntime:
-    return runtime_of(request)
-
-
-def runtime_of(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 
@@ -45,11 +41,8 @@ RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 
 
 async def get_ready_pair(runtime: RuntimeDep) -> ServingPair:
-    return ready_pair(runtime)
-
-
-def ready_pair(runtime: ServiceRuntime) -> ServingPair:
-    """The serving pair, or 503 with the reason it is not loaded."""
+    """The serving pair, or 503 with the reason it is not loaded (async: FastAPI runs a sync
+    dependency on a worker thread, which costs more than the call)."""
     pair = runtime.pair
     if pair is None:
         raise HTTPException(
@@ -120,12 +113,23 @@ def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 class RawJSONResponse(Response):
-    """JSON rendered by pydantic-core from plain dicts and lists (no model re-validation)."""
+    """A response model rendered by its own pydantic-core serializer, never re-validated (the
+    domain builds it with model_construct; a route that returns a Response skips FastAPI's
+    validation against response_model)."""
 
     media_type = "application/json"
 
+    def __init__(
+        self,
+        content: BaseModel,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(content, status_code=status_code, headers=headers)
+
     def render(self, content: Any) -> bytes:
-        return pydantic_core.to_json(content)
+        model: BaseModel = content
+        return model.__pydantic_serializer__.to_json(model)
 
 
 def unprocessable(message: str, code: str = "invalid_demand") -> HTTPException:

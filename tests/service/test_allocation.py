@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddnn.policies import Decision
+from ddnn.policies import COST_AWARE, Decision, PolicyDefaults
 from service.allocation import (
     InvalidDemand,
     ServingPair,
@@ -40,8 +40,7 @@ def pair() -> ServingPair:
         offloader_version="1",
         offloader_run_id=None,
         alias="champion",
-        transmission_cost=0.1,
-        confidence_eta=0.01,
+        defaults=PolicyDefaults(transmission_cost=0.1, confidence_eta=0.01),
     )
 
 
@@ -73,9 +72,7 @@ def test_decode_windows_ragged_batch_names_window(pair: ServingPair) -> None:
 
 
 def test_sentence_fallback_says_local_exit_and_why() -> None:
-    decision = Decision(
-        "cost_aware", np.array([False]), np.array([0.3]), 0.1, "predicted C_L - C_R", "rule"
-    )
+    decision = Decision(COST_AWARE, np.array([False]), np.array([0.3]), 0.1)
     text = _sentence(decision, 0, "the cloud did not answer within 50 ms")
     assert text.startswith("The cost_aware policy chose the cloud (predicted C_L - C_R = 0.3")
     assert text.endswith(
