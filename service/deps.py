@@ -113,9 +113,8 @@ def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 class RawJSONResponse(Response):
-    """A response model rendered by its own pydantic-core serializer, never re-validated (the
-    domain builds it with model_construct; a route that returns a Response skips FastAPI's
-    validation against response_model)."""
+    """A response model rendered by its own pydantic-core serializer, not validated again (a
+    route that returns a Response skips FastAPI's validation against response_model)."""
 
     media_type = "application/json"
 

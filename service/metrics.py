@@ -90,6 +90,10 @@ class ServiceMetrics:
             registry=r,
         )
         self._stage_children = {stage: self.stage_seconds.labels(stage=stage) for stage in STAGES}
+        # labelled children by label values: .labels() costs ~1.3 us a call, a dict lookup ~50 ns
+        self._decision_children: dict[tuple[str, str, str], Counter] = {}
+        self._request_children: dict[tuple[str, str, str], Counter] = {}
+        self._duration_children: dict[str, Histogram] = {}
 
     def observe_cloud_batch(self, size: int) -> None:
         self.cloud_batch.observe(size)
@@ -104,13 +108,28 @@ class ServiceMetrics:
     ) -> None:
         for decision, exit_, n in counts:
             if n:
-                self.decisions.labels(policy=policy, decision=decision, exit=exit_).inc(n)
-        for stage, child in self._stage_children.items():
+                key = (policy, decision, exit_)
+                counter = self._decision_children.get(key)
+                if counter is None:
+                    counter = self._decision_children[key] = self.decisions.labels(*key)
+                counter.inc(n)
+        for stage, histogram in self._stage_children.items():
             value: float = getattr(latency, stage)  # latency in ms
             if value > 0 or stage in ("edge", "decision", "total"):
-                child.observe(value / 1e3)
+                histogram.observe(value / 1e3)
         if fallback_kind is not None:
             self.fallbacks.labels(reason=fallback_kind).inc()
+
+    def observe_request(self, endpoint: str, method: str, status: str, seconds: float) -> None:
+        key = (endpoint, method, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(*key)
+        counter.inc()
+        duration = self._duration_children.get(endpoint)
+        if duration is None:
+            duration = self._duration_children[endpoint] = self.request_seconds.labels(endpoint)
+        duration.observe(seconds)
 
     def set_models(self, versions: ModelVersions, device: str) -> None:
         self.model_info.clear()

@@ -2,9 +2,9 @@
 
 Pydantic only (plus the policy table's names); tensors never cross this module. Shapes that
 depend on the loaded model (K lists of N samples) are checked by service.allocation, which knows
-K and N; here only the structure. Responses are built as these models with `model_construct`
-(no re-validation of big outputs; mypy checks the field names) and rendered by pydantic-core's
-serializer; tests validate real responses against them.
+K and N; here only the structure. Responses are built as these models (mypy checks the field
+names; `model_construct` where a big payload would otherwise be re-validated) and rendered by
+pydantic-core's serializer; tests validate real responses against them.
 """
 
 from __future__ import annotations

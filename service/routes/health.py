@@ -13,7 +13,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz", response_model=HealthResponse, summary="Liveness: the process answers")
 async def healthz() -> RawJSONResponse:
-    return RawJSONResponse(HealthResponse.model_construct(status="ok"))
+    return RawJSONResponse(HealthResponse(status="ok"))
 
 
 @router.get(
@@ -26,13 +26,11 @@ async def readyz(runtime: RuntimeDep) -> RawJSONResponse:
     pair = runtime.pair
     if pair is None:
         return RawJSONResponse(
-            ReadinessResponse.model_construct(ready=False, reason=runtime.last_error, models=None),
+            ReadinessResponse(ready=False, reason=runtime.last_error, models=None),
             status_code=503,
             headers={"Retry-After": "5"},
         )
-    return RawJSONResponse(
-        ReadinessResponse.model_construct(ready=True, reason=None, models=pair.versions())
-    )
+    return RawJSONResponse(ReadinessResponse(ready=True, reason=None, models=pair.versions()))
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -20,7 +20,7 @@ async def get_models(runtime: RuntimeDep, settings: SettingsDep) -> RawJSONRespo
         knobs = knobs_for(pair, runtime.options)
         transmission_cost, confidence_eta = knobs.transmission_cost, knobs.confidence_eta
     return RawJSONResponse(
-        ModelsResponse.model_construct(
+        ModelsResponse(
             ready=pair is not None,
             alias=settings.alias,
             ddnn=None
@@ -45,7 +45,7 @@ async def get_models(runtime: RuntimeDep, settings: SettingsDep) -> RawJSONRespo
 
 
 def _info(name: str, version: str, run_id: str | None) -> LoadedModelInfo:
-    return LoadedModelInfo.model_construct(name=name, version=version, run_id=run_id)
+    return LoadedModelInfo(name=name, version=version, run_id=run_id)
 
 
 @router.post(
@@ -69,7 +69,7 @@ async def reload_models(runtime: RuntimeDep) -> RawJSONResponse:
             detail={"error": "reload_failed", "message": f"{exc}; the previous pair keeps serving"},
         ) from None
     return RawJSONResponse(
-        ReloadResponse.model_construct(
+        ReloadResponse(
             reloaded=changed,
             previous=previous.versions() if previous is not None else None,
             current=current.versions(),
