@@ -33,7 +33,7 @@ async def get_models(runtime: RuntimeDep, settings: SettingsDep) -> RawJSONRespo
             n_steps=None if pair is None else pair.n_steps,
             n_vnfs=None if pair is None else pair.n_vnfs,
             transmission_cost=transmission_cost,
-            default_policy=settings.default_policy,
+            default_policy=runtime.options.default_policy.name,  # what decides, like the knobs
             confidence_eta=confidence_eta,
             uplink_bytes_per_sample=None if pair is None else pair.uplink_bytes_per_sample,
             cloud=runtime.cloud_description(),

@@ -1,21 +1,36 @@
-"""Unit tests of service.allocation's pure steps: decode, scale, sentences."""
+"""Unit tests of service.allocation's pure steps: decode, scale, sentences, encode."""
 
 from __future__ import annotations
+
+import asyncio
+import time
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from ddnn.policies import COST_AWARE, Decision, PolicyDefaults
+from ddnn.policies import (
+    COST_AWARE,
+    ONLINE_POLICY_NAMES,
+    Decision,
+    PolicyDefaults,
+    PolicyOverrides,
+)
 from service.allocation import (
     InvalidDemand,
+    PolicyOptions,
+    Prediction,
     ServingPair,
     _sentence,
     decode_demand,
     decode_windows,
+    encode_batch,
+    encode_single,
+    predict,
     scale_windows,
 )
-from service.cloud import LocalCloud
+from service.cloud import LocalCloud, SimulatedLink
 from tests.factories import demand_payload
 from tests.service.conftest import K, N, make_bundles
 
@@ -78,3 +93,36 @@ def test_sentence_fallback_says_local_exit_and_why() -> None:
     assert text.endswith(
         "but the cloud did not answer within 50 ms, so the edge answered with its local exit."
     )
+
+
+@pytest.mark.parametrize("policy", ONLINE_POLICY_NAMES)
+def test_encoded_answers_fit_their_schemas_without_serializer_warnings(
+    pair: ServingPair, policy: str
+) -> None:
+    windows = np.asarray([demand_payload(N, K, seed=s) for s in range(3)], dtype=np.float64)
+    options = PolicyOptions(
+        default_policy=COST_AWARE, overrides=PolicyOverrides(), rng=np.random.default_rng(0)
+    )
+
+    async def run() -> Prediction:
+        link = SimulatedLink(pair.cloud, rtt_ms=0.0, jitter_ms=0.0)
+        try:
+            return await predict(
+                pair=pair,
+                link=link,
+                windows=windows,
+                policy=policy,
+                requested_cost=0.7,
+                options=options,
+                cloud_timeout_s=5.0,
+                started=time.perf_counter(),
+            )
+        finally:
+            await pair.close()
+
+    prediction = asyncio.run(run())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the batch answer is built with model_construct
+        for answer in (encode_batch(prediction), encode_single(prediction)):
+            raw = answer.__pydantic_serializer__.to_json(answer)
+            assert type(answer).model_validate_json(raw) == answer
