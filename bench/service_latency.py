@@ -50,19 +50,32 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig  # noqa: E402
+from ddnn.config import PAPER_RTT_MS, CostConfig, DDNNConfig, OffloaderConfig  # noqa: E402
 from ddnn.model import DDNN  # noqa: E402
 from ddnn.offloader import Offloader  # noqa: E402
-from ddnn.policies import offloader_decision, uncertainty  # noqa: E402
+from ddnn.policies import (  # noqa: E402
+    COST_AWARE,
+    LOCAL,
+    ML,
+    OFFLOADER_NETWORKS,
+    ONLINE_POLICY_NAMES,
+    REMOTE,
+    Decision,
+    Evidence,
+    PolicyDefaults,
+    resolve_knobs,
+    uncertainty,
+)
 from ddnn.windows import MinMaxScaler  # noqa: E402
 
 log = logging.getLogger("bench")
 
 N, K = 144, 16
-RTT_MS = 42.46
 PEAK = 1000.0  # data units: demand in [0, PEAK]
-POLICIES = ("local", "ml", "cost_aware", "confidence", "random", "remote")
-WARM_ML = "ml, windows it keeps local, back to back"
+# every policy the service serves, the local one first (measured right after the warm-up)
+POLICIES = (LOCAL.name, *(name for name in ONLINE_POLICY_NAMES if name != LOCAL.name))
+WARM_ML = f"{ML.name}, windows it keeps local, back to back"
+LOCAL_ROW = f"{LOCAL.name} -> local exit"
 
 PEER_MODEL_CODE = '''
 """The peer: the same edge model (local exit) as an MLflow pyfunc (models from code)."""
@@ -122,9 +135,9 @@ def demand_windows(count: int, seed: int = 0) -> np.ndarray:
 @dataclass
 class Models:
     ddnn: DDNN
-    offloaders: dict[str, Offloader]
+    offloaders: dict[str, Offloader]  # by the policy that uses each (the table's networks)
     scaler: MinMaxScaler
-    eta: float
+    defaults: PolicyDefaults
 
 
 def build_models() -> Models:
@@ -132,14 +145,16 @@ def build_models() -> Models:
     config = DDNNConfig(zero_init_exit=False)  # paper sizes; random exits give a policy mix
     ddnn = DDNN(config).eval()
     offloaders = {
-        "ml": Offloader(OffloaderConfig(N, K, transmission_cost=0.0)).eval(),
-        "cost_aware": Offloader(OffloaderConfig(N, K, kind="cost_aware")).eval(),
+        name: Offloader(OffloaderConfig(N, K, kind=kind)).eval()
+        for name, kind in OFFLOADER_NETWORKS.items()
     }
     scaler = MinMaxScaler(minimum=np.zeros(K), maximum=np.full(K, PEAK))
     x = torch.from_numpy(demand_windows(256, seed=1).transpose(0, 2, 1) / PEAK)
     with torch.inference_mode():
         eta = float(uncertainty(ddnn.edge, ddnn.edge(x)).median())  # about half local
-    return Models(ddnn, offloaders, scaler, eta)
+    return Models(
+        ddnn, offloaders, scaler, PolicyDefaults(transmission_cost=0.0, confidence_eta=eta)
+    )
 
 
 def register(models: Models, root: Path) -> str:
@@ -160,7 +175,8 @@ def register(models: Models, root: Path) -> str:
     offloader = OffloaderBundle.from_offloaders(
         models.offloaders,
         ddnn_version=ddnn_ref.version,
-        metadata={"transmission_cost": 0.0, "confidence_eta": models.eta},
+        defaults=models.defaults,
+        metadata={"source": "bench"},
     )
     offloader_ref = register_offloader(offloader, tracking_uri=uri)
     set_alias(ddnn_ref.name, ddnn_ref.version, tracking_uri=uri)
@@ -332,9 +348,9 @@ def measure_policies(
     decision_us: dict[str, float] = {}
     runs = [(policy, policy, windows) for policy in POLICIES]
     if len(ml_local):
-        runs.append(("ml", WARM_ML, ml_local))
+        runs.append((ML.name, WARM_ML, ml_local))
     for policy, label, chosen in runs:
-        count = per_policy if policy != "remote" else max(50, per_policy // 4)
+        count = per_policy if policy != REMOTE.name else max(50, per_policy // 4)
         bodies = [
             json.dumps({"demand": chosen[i % len(chosen)].tolist(), "policy": policy}).encode()
             for i in range(count)
@@ -352,12 +368,17 @@ def measure_policies(
     return rows, decision_us
 
 
+def ml_decision(models: Models, windows: np.ndarray) -> tuple[Evidence, Decision]:
+    """The table's ml decision on (B, K, N) windows, with the bundle's knobs, in-process."""
+    x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1) / PEAK))
+    evidence = Evidence(batch=len(windows), x=x, offloaders=models.offloaders)
+    with torch.inference_mode():
+        return evidence, ML.decide(evidence, resolve_knobs(models.defaults))
+
+
 def kept_local_by_ml(models: Models, windows: np.ndarray) -> np.ndarray:
     """The windows the (untrained) ML classifier resolves locally."""
-    x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1) / PEAK))
-    with torch.inference_mode():
-        local = offloader_decision(models.offloaders["ml"], x).local
-    return windows[local]
+    return windows[ml_decision(models, windows)[1].local]
 
 
 def measure_peer(port: int, windows: np.ndarray, count: int) -> Row:
@@ -373,7 +394,7 @@ def measure_peer(port: int, windows: np.ndarray, count: int) -> Row:
 
 def parity(port: int, peer_port: int, window: np.ndarray) -> float:
     """Max relative difference between our local exit and the peer's answer (same model)."""
-    ours = json.dumps({"demand": window.tolist(), "policy": "local"}).encode()
+    ours = json.dumps({"demand": window.tolist(), "policy": LOCAL.name}).encode()
     theirs = json.dumps({"inputs": [window.tolist()]}).encode()
     a = np.asarray(timed_posts(port, "/v1/allocations", [ours], 0)[1][0]["allocation"])
     b = np.asarray(timed_posts(peer_port, "/invocations", [theirs], 0)[1][0]["predictions"][0])
@@ -416,7 +437,9 @@ async def remote_load(
         http_request(
             "127.0.0.1",
             "/v1/allocations",
-            json.dumps({"demand": windows[i % len(windows)].tolist(), "policy": "remote"}).encode(),
+            json.dumps(
+                {"demand": windows[i % len(windows)].tolist(), "policy": REMOTE.name}
+            ).encode(),
         )
         for i in range(clients)
     ]
@@ -461,17 +484,17 @@ async def remote_load(
 
 
 def in_process_ml_decision_us(models: Models, windows: np.ndarray, batch: int) -> float:
-    """Median time per sample of offloader_decision(ml) on (batch, N, K), one thread."""
-    offloader = models.offloaders["ml"]
-    x = torch.from_numpy(np.ascontiguousarray(windows[:batch].transpose(0, 2, 1) / PEAK))
+    """Median time per sample of the table's ml decision on (batch, N, K), one thread."""
+    evidence, _ = ml_decision(models, windows[:batch])
+    knobs = resolve_knobs(models.defaults)
     repeats = 2000 if batch == 1 else 50
     with torch.inference_mode():
         for _ in range(50):
-            offloader_decision(offloader, x)
+            ML.decide(evidence, knobs)
         samples = []
         for _ in range(repeats):
             started = time.perf_counter()
-            offloader_decision(offloader, x)
+            ML.decide(evidence, knobs)
             samples.append(time.perf_counter() - started)
     return statistics.median(samples) / batch * 1e6
 
@@ -483,7 +506,7 @@ def in_process_ml_decision_us(models: Models, windows: np.ndarray, batch: int) -
 def report(results: dict[str, Any], command: str) -> str:
     rows: list[Row] = results["rows"]
     peer: Row = results["peer"]
-    local = next(r for r in rows if r.what == "local -> local exit")
+    local = next(r for r in rows if r.what == LOCAL_ROW)
     remote, decision = results["remote"], results["decision_us"]
     b64, ml, lists = results["batch_b64"], results["batch_ml"], results["batch_json"]
     lines = [
@@ -496,7 +519,7 @@ def report(results: dict[str, Any], command: str) -> str:
         f"{results['load']:.1f} at the start (other work shares the cores), torch "
         f"{torch.__version__}, Python {platform.python_version()}. Client and servers on the "
         "same cores. Models at paper size (N=144, K=16), untrained and seeded; one uvicorn "
-        "worker (h11) and one torch thread per server; RTT simulated at 42.46 ms. Client: a "
+        f"worker (h11) and one torch thread per server; RTT simulated at {PAPER_RTT_MS} ms. Client: a "
         "minimal keep-alive HTTP/1.1 client on raw sockets, the same for both servers.",
         "",
         "## Single requests of one (K=16, N=144) window, real HTTP on loopback",
@@ -512,7 +535,7 @@ def report(results: dict[str, Any], command: str) -> str:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in remote["stages"].items())
     lines += [
         "",
-        "Remote answers include the 42.46 ms simulated round trip, so they are slower than the "
+        f"Remote answers include the {PAPER_RTT_MS} ms simulated round trip, so they are slower than the "
         "peer by design; the peer has no cloud exit to compare with.",
         "",
         "## Targets",
@@ -527,14 +550,14 @@ def report(results: dict[str, Any], command: str) -> str:
             True,
         ),
         _target(
-            "ML offloading decision in-process, batch 1 (per sample)",
+            f"ML offloading decision in-process ({ML.name} policy), batch 1 (per sample)",
             results["ml_us_1"],
             "us",
             50.0,
             False,
         ),
         _target(
-            "ML offloading decision in-process, batch 1024 (per sample)",
+            f"ML offloading decision in-process ({ML.name} policy), batch 1024 (per sample)",
             results["ml_us_1024"],
             "us",
             50.0,
@@ -549,34 +572,35 @@ def report(results: dict[str, Any], command: str) -> str:
         ),
         _target(
             "ML decision inside the service (latency_ms.decision p50), mixed with remote",
-            decision["ml"],
+            decision[ML.name],
             "us",
             50.0,
             False,
         ),
         _target(
-            "batch endpoint, 1024 windows (base64), cost_aware all local",
+            f"batch endpoint, 1024 windows (base64), {COST_AWARE.name} all local",
             b64.rate,
             "/s",
             20000.0,
             True,
         ),
         _target(
-            "batch endpoint, 256 windows (JSON lists), cost_aware all local",
+            f"batch endpoint, 256 windows (JSON lists), {COST_AWARE.name} all local",
             lists.rate,
             "/s",
             20000.0,
             True,
         ),
         _target(
-            f"batch endpoint, 1024 windows (base64), ml: {1 - ml.share_decided_local:.0%} sent to the cloud",
+            f"batch endpoint, 1024 windows (base64), {ML.name}: "
+            f"{1 - ml.share_decided_local:.0%} sent to the cloud",
             ml.rate,
             "/s",
             20000.0,
             True,
         ),
         _target(
-            "remote decisions at 64 concurrent clients, RTT 42.46 ms",
+            f"{REMOTE.name} decisions at 64 concurrent clients, RTT {PAPER_RTT_MS} ms",
             remote["rate"],
             "/s",
             1000.0,
@@ -584,7 +608,8 @@ def report(results: dict[str, Any], command: str) -> str:
         ),
         "",
         f"Batch requests take {b64.ms:.1f} ms (1024 base64), {lists.ms:.1f} ms (256 lists) and "
-        f"{ml.ms:.1f} ms (1024, ml; {ml.share_local:.0%} answered by the local exit, fallbacks included).",
+        f"{ml.ms:.1f} ms (1024, {ML.name}; {ml.share_local:.0%} answered by the local exit, "
+        "fallbacks included).",
         f"Remote at 64 clients: {remote['n']} answers, p50 {remote['p50']:.1f} ms, p99 "
         f"{remote['p99']:.1f} ms, exits {remote['exits']}, errors {remote['errors']}; server-side "
         f"median stages (ms): {stages}.",
@@ -622,7 +647,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         service_env = child_env(
             PORT=str(port),
             DDNN_TRACKING_URI=uri,
-            DDNN_RTT_MS=str(RTT_MS),
+            DDNN_RTT_MS=str(PAPER_RTT_MS),
             DDNN_LOG_LEVEL="warning",
             DDNN_ACCESS_LOG="false",
             DDNN_TORCH_THREADS="1",
@@ -642,7 +667,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             results["peer"] = measure_peer(peer_port, windows, args.requests)
             log.info("batch throughput")
-            batch = {"policy": "cost_aware", "cost": 1e9}  # every window decided, all local
+            batch = {"policy": COST_AWARE.name, "cost": 1e9}  # every window decided, all local
             results["batch_b64"] = measure_batch(
                 port, windows, **batch, encoding="base64", repeats=5
             )
@@ -650,7 +675,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 port, windows[:256], **batch, encoding="json", repeats=3
             )
             results["batch_ml"] = measure_batch(
-                port, windows, policy="ml", cost=None, encoding="base64", repeats=3
+                port, windows, policy=ML.name, cost=None, encoding="base64", repeats=3
             )
             log.info("remote throughput at 64 clients")
             results["remote"] = asyncio.run(remote_load(port, windows, 64, args.seconds))

@@ -15,9 +15,11 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ddnn.config import PAPER_RTT_MS
+from ddnn.device import DeviceChoice
+from ddnn.policies import DEFAULT_P_LOCAL, DEFAULT_POLICY, OnlinePolicyName
+
 Role = Literal["edge", "cloud", "both"]
-Device = Literal["auto", "cpu", "cuda"]
-PolicyName = Literal["ml", "cost_aware", "confidence", "random", "local", "remote"]
 
 
 class Settings(BaseSettings):
@@ -49,21 +51,22 @@ class Settings(BaseSettings):
     ddnn_model_name: str | None = None  # None: the registry's default name
     offloader_model_name: str | None = None
     alias: str = "champion"
-    device: Device = "auto"  # auto: CUDA when available, else CPU
+    device: DeviceChoice = "auto"  # auto: CUDA when available, else CPU (ddnn.device)
     startup_load_timeout_s: float = Field(default=60.0, gt=0)  # then serve not-ready, keep trying
     load_retry_initial_s: float = Field(default=1.0, gt=0)  # backoff between load attempts
     load_retry_max_s: float = Field(default=60.0, gt=0)
     alias_poll_interval_s: float = Field(default=0.0, ge=0)  # 0: no polling
 
     # --- policies ------------------------------------------------------------------------
-    default_policy: PolicyName = "cost_aware"
+    # a request's value, else these, else the offloader bundle's (ddnn.policies.resolve_knobs)
+    default_policy: OnlinePolicyName = DEFAULT_POLICY
     default_transmission_cost: float | None = Field(default=None, ge=0)  # None: the bundle's C_T
     confidence_eta: float | None = Field(default=None, gt=0)  # None: the bundle's eta
-    random_p_local: float = Field(default=0.5, ge=0, le=1)
+    random_p_local: float = Field(default=DEFAULT_P_LOCAL, ge=0, le=1)
     random_seed: int | None = None
 
     # --- cloud ---------------------------------------------------------------------------
-    rtt_ms: float = Field(default=42.46, ge=0)  # simulated edge-cloud round trip (paper, Sec. V)
+    rtt_ms: float = Field(default=PAPER_RTT_MS, ge=0)  # simulated edge-cloud round trip
     rtt_jitter_ms: float = Field(default=0.0, ge=0)  # uniform in [-jitter, +jitter], floored at 0
     cloud_url: str | None = None  # set: call a cloud-role process over HTTP instead of simulating
     cloud_timeout_s: float = Field(default=1.0, gt=0)  # then answer with the local exit

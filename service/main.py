@@ -209,11 +209,8 @@ class EdgeMiddleware:
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(
-                endpoint=endpoint, method=scope["method"], status=str(status)
-            ).inc()
-            self.metrics.request_seconds.labels(endpoint=endpoint).observe(
-                time.perf_counter() - started
+            self.metrics.observe_request(
+                endpoint, scope["method"], str(status), time.perf_counter() - started
             )
 
 

@@ -19,12 +19,14 @@ from prometheus_client import (
     generate_latest,
 )
 
+from service.schemas import LatencyBreakdown, ModelVersions
+
 # 50 us .. 10 s: the ML decision is tens of microseconds, a remote answer tens of milliseconds.
 STAGE_BUCKETS = (
     5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
-STAGES = ("edge", "decision", "rtt", "queue", "cloud", "total")
+STAGES = tuple(LatencyBreakdown.model_fields)  # edge, decision, rtt, queue, cloud, total
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -88,6 +90,10 @@ class ServiceMetrics:
             registry=r,
         )
         self._stage_children = {stage: self.stage_seconds.labels(stage=stage) for stage in STAGES}
+        # labelled children by label values: .labels() costs ~1.3 us a call, a dict lookup ~50 ns
+        self._decision_children: dict[tuple[str, str, str], Counter] = {}
+        self._request_children: dict[tuple[str, str, str], Counter] = {}
+        self._duration_children: dict[str, Histogram] = {}
 
     def observe_cloud_batch(self, size: int) -> None:
         self.cloud_batch.observe(size)
@@ -97,25 +103,40 @@ class ServiceMetrics:
         *,
         policy: str,
         counts: Iterable[tuple[str, str, int]],
-        latency_ms: dict[str, float],
+        latency: LatencyBreakdown,
         fallback_kind: str | None,
     ) -> None:
         for decision, exit_, n in counts:
             if n:
-                self.decisions.labels(policy=policy, decision=decision, exit=exit_).inc(n)
-        for stage, child in self._stage_children.items():
-            value = latency_ms.get(stage, 0.0)
+                key = (policy, decision, exit_)
+                counter = self._decision_children.get(key)
+                if counter is None:
+                    counter = self._decision_children[key] = self.decisions.labels(*key)
+                counter.inc(n)
+        for stage, histogram in self._stage_children.items():
+            value: float = getattr(latency, stage)  # latency in ms
             if value > 0 or stage in ("edge", "decision", "total"):
-                child.observe(value / 1e3)
+                histogram.observe(value / 1e3)
         if fallback_kind is not None:
             self.fallbacks.labels(reason=fallback_kind).inc()
 
-    def set_models(self, versions: dict[str, str], device: str) -> None:
+    def observe_request(self, endpoint: str, method: str, status: str, seconds: float) -> None:
+        key = (endpoint, method, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(*key)
+        counter.inc()
+        duration = self._duration_children.get(endpoint)
+        if duration is None:
+            duration = self._duration_children[endpoint] = self.request_seconds.labels(endpoint)
+        duration.observe(seconds)
+
+    def set_models(self, versions: ModelVersions, device: str) -> None:
         self.model_info.clear()
         self.model_info.labels(
-            ddnn_version=versions["ddnn"],
-            offloader_version=versions["offloader"],
-            alias=versions["alias"],
+            ddnn_version=versions.ddnn,
+            offloader_version=versions.offloader,
+            alias=versions.alias,
             device=device,
         ).set(1)
         self.ready.set(1)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ddnn.device import resolve_device
+from ddnn.policies import PolicyOverrides, online_policy
 from registry import (
     DDNN_MODEL_NAME,
     OFFLOADER_MODEL_NAME,
@@ -75,14 +77,6 @@ def registry_resolver(settings: Settings) -> tuple[str, str]:
     return ddnn.version, offloader.version
 
 
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("DDNN_DEVICE=cuda but CUDA is not available on this machine")
-    return torch.device(requested)
-
-
 @dataclass(frozen=True)
 class LoadFailure:
     message: str
@@ -107,10 +101,12 @@ class ServiceRuntime:
         self.pair: ServingPair | None = None
         self.last_error: str | None = "the models have not been loaded yet"
         self.options = PolicyOptions(
-            default_policy=settings.default_policy,
-            default_transmission_cost=settings.default_transmission_cost,
-            confidence_eta=settings.confidence_eta,
-            random_p_local=settings.random_p_local,
+            default_policy=online_policy(settings.default_policy),
+            overrides=PolicyOverrides(
+                transmission_cost=settings.default_transmission_cost,
+                confidence_eta=settings.confidence_eta,
+                random_p_local=settings.random_p_local,
+            ),
             rng=np.random.default_rng(settings.random_seed),
         )
         self.remote: RemoteCloud | None = None
@@ -193,9 +189,9 @@ class ServiceRuntime:
             started=started,
         )
         self.metrics.observe_prediction(
-            policy=prediction.policy,
+            policy=prediction.policy.name,
             counts=prediction.counts(),
-            latency_ms=prediction.latency(),
+            latency=prediction.latency(),
             fallback_kind=prediction.fallback_kind,
         )
         return prediction
@@ -252,8 +248,7 @@ class ServiceRuntime:
             offloader_version=loaded.offloader_ref.version,
             offloader_run_id=loaded.offloader_ref.run_id,
             alias=self.settings.alias,
-            transmission_cost=loaded.offloader.transmission_cost,
-            confidence_eta=loaded.offloader.confidence_eta,
+            defaults=loaded.offloader.defaults,
         )
         logger.info(
             "loaded %s v%s + %s v%s on %s in %.2f s",

@@ -1,9 +1,10 @@
 """The HTTP contract: request and response models, with the examples shown in the OpenAPI docs.
 
-Pydantic only; tensors never cross this module. Shapes that depend on the loaded model (K lists
-of N samples) are checked by service.allocation, which knows K and N; here only the structure.
-Responses are built as plain dicts on the hot path (no re-validation of big outputs); these
-models document them and tests validate real responses against them.
+Pydantic only (plus the policy table's names); tensors never cross this module. Shapes that
+depend on the loaded model (K lists of N samples) are checked by service.allocation, which knows
+K and N; here only the structure. Responses are built as these models (mypy checks the field
+names; `model_construct` where a big payload would otherwise be re-validated) and rendered by
+pydantic-core's serializer; tests validate real responses against them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PolicyName = Literal["ml", "cost_aware", "confidence", "random", "local", "remote"]
-Where = Literal["local", "remote"]
+from ddnn.policies import (
+    CONFIDENCE,
+    COST_AWARE,
+    DEFAULT_POLICY,
+    LOCAL,
+    ML,
+    ONLINE_POLICY_NAMES,
+    REMOTE,
+    OnlinePolicyName,
+)
+
+Where = Literal["local", "remote"]  # an exit or a decision, not a policy
 
 _DEMAND_EXAMPLE: Any = [[120.5, 118.0, 131.2, 140.9], [80.1, 82.4, 79.9, 85.0]]
 
@@ -21,10 +32,18 @@ _DEMAND_DOC = (
     "Past demand in data units: K lists (one per VNF, in the model's VNF order) of N numbers "
     "(oldest first). Values must be finite and >= 0."
 )
-_POLICY_DOC = "Offloading policy; default: the service's DDNN_DEFAULT_POLICY."
+_POLICY_DOC = (
+    f"Offloading policy, one of {', '.join(ONLINE_POLICY_NAMES)}; default: the service's "
+    f"DDNN_DEFAULT_POLICY ({DEFAULT_POLICY} unless set)."
+)
 _COST_DOC = (
-    "Transmission cost C_T (cost units, >= 0). cost_aware decides remote iff the predicted "
-    "C_L - C_R exceeds it; ml uses the classifier trained for the bundle's C_T and says so."
+    f"Transmission cost C_T (cost units, >= 0). {COST_AWARE.name} decides remote iff the "
+    f"predicted C_L - C_R exceeds it; {ML.name} uses the classifier trained for the bundle's C_T "
+    "and says so."
+)
+_EXAMPLE_SENTENCE = (  # what COST_AWARE.explain writes for the example below
+    f"Resolved remotely in the cloud: {COST_AWARE.score_name} = 0.21 vs threshold 0.05 "
+    f"({COST_AWARE.name} policy, {COST_AWARE.rule})."
 )
 
 
@@ -37,13 +56,13 @@ class AllocationRequest(_Strict):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"demand": _DEMAND_EXAMPLE, "policy": "cost_aware", "transmission_cost": 0.05}
+                {"demand": _DEMAND_EXAMPLE, "policy": COST_AWARE.name, "transmission_cost": 0.05}
             ]
         },
     )
 
     demand: list[list[float]] = Field(min_length=1, description=_DEMAND_DOC)
-    policy: PolicyName | None = Field(default=None, description=_POLICY_DOC)
+    policy: OnlinePolicyName | None = Field(default=None, description=_POLICY_DOC)
     transmission_cost: float | None = Field(default=None, ge=0, description=_COST_DOC)
 
 
@@ -51,7 +70,7 @@ class BatchAllocationRequest(_Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"windows": [_DEMAND_EXAMPLE, _DEMAND_EXAMPLE], "policy": "ml"}]
+            "examples": [{"windows": [_DEMAND_EXAMPLE, _DEMAND_EXAMPLE], "policy": ML.name}]
         },
     )
 
@@ -65,15 +84,17 @@ class BatchAllocationRequest(_Strict):
             "little-endian float32 values in (B, K, N) C order. Give exactly one of the two."
         ),
     )
-    policy: PolicyName | None = Field(default=None, description=_POLICY_DOC)
+    policy: OnlinePolicyName | None = Field(default=None, description=_POLICY_DOC)
     transmission_cost: float | None = Field(default=None, ge=0, description=_COST_DOC)
 
 
 class Rationale(BaseModel):
-    policy: PolicyName
-    score: float | None = Field(description="What the policy compared (null for local/remote).")
+    policy: OnlinePolicyName
+    score: float | None = Field(
+        description=f"What the policy compared (null for {LOCAL.name} and {REMOTE.name})."
+    )
     threshold: float | None = Field(description="What the score was compared with.")
-    rule: str = Field(description="The policy's rule, e.g. 'local iff P(local) >= threshold'.")
+    rule: str = Field(description=f"The policy's rule, e.g. '{ML.rule}'.")
     transmission_cost: float | None = Field(
         description="The C_T that governed this decision (null if the policy does not use one)."
     )
@@ -118,15 +139,14 @@ class AllocationResponse(AllocationResult):
                     "exit": "remote",
                     "allocation": [131.9, 84.2],
                     "rationale": {
-                        "policy": "cost_aware",
+                        "policy": COST_AWARE.name,
                         "score": 0.21,
                         "threshold": 0.05,
-                        "rule": "local iff predicted C_L - C_R <= C_T",
+                        "rule": COST_AWARE.rule,
                         "transmission_cost": 0.05,
                         "requested_transmission_cost": 0.05,
                         "fallback": None,
-                        "sentence": "Resolved remotely in the cloud: predicted C_L - C_R = 0.21 "
-                        "vs threshold 0.05 (cost_aware policy, local iff predicted C_L - C_R <= C_T).",
+                        "sentence": _EXAMPLE_SENTENCE,
                     },
                     "latency_ms": {
                         "edge": 0.4,
@@ -190,9 +210,16 @@ class ModelsResponse(BaseModel):
     device: str | None
     n_steps: int | None = Field(description="N: samples per VNF in a window.")
     n_vnfs: int | None = Field(description="K: VNFs per window.")
-    transmission_cost: float | None = Field(description="The classifier's (and default) C_T.")
-    default_policy: PolicyName
-    confidence_eta: float | None
+    transmission_cost: float | None = Field(
+        description=(
+            "The C_T of a request that gives none: DDNN_DEFAULT_TRANSMISSION_COST, else the "
+            f"bundle's (the one its {ML.name} classifier was trained for)."
+        )
+    )
+    default_policy: OnlinePolicyName
+    confidence_eta: float | None = Field(
+        description=f"eta of the {CONFIDENCE.name} policy: DDNN_CONFIDENCE_ETA, else the bundle's."
+    )
     uplink_bytes_per_sample: int | None
     cloud: str = Field(description="'simulated' or the cloud URL.")
     role: str

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException
 
 from service.allocation import CloudVersionMismatch, InvalidDemand, serve_cloud
-from service.deps import PairDep, unprocessable
+from service.deps import PairDep, RawJSONResponse, unprocessable
 from service.schemas import CloudInferRequest, CloudInferResponse, ErrorResponse
 
 router = APIRouter(prefix="/v1/cloud", tags=["cloud"])
@@ -23,9 +21,9 @@ router = APIRouter(prefix="/v1/cloud", tags=["cloud"])
     },
     summary="Run the cloud half on z from an edge of the same DDNN version (batched)",
 )
-async def infer(body: CloudInferRequest, pair: PairDep) -> dict[str, Any]:
+async def infer(body: CloudInferRequest, pair: PairDep) -> RawJSONResponse:
     try:
-        return await serve_cloud(pair, body)
+        return RawJSONResponse(await serve_cloud(pair, body))
     except CloudVersionMismatch as exc:
         raise HTTPException(
             status_code=409, detail={"error": "version_mismatch", "message": str(exc)}

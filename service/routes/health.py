@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from service.deps import METRICS_CONTENT_TYPE, RuntimeDep
-from service.schemas import HealthResponse, ModelVersions, ReadinessResponse
+from service.deps import METRICS_CONTENT_TYPE, RawJSONResponse, RuntimeDep
+from service.schemas import HealthResponse, ReadinessResponse
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=HealthResponse, summary="Liveness: the process answers")
-async def healthz() -> HealthResponse:
-    return HealthResponse(status="ok")
+async def healthz() -> RawJSONResponse:
+    return RawJSONResponse(HealthResponse(status="ok"))
 
 
 @router.get(
@@ -22,14 +22,15 @@ async def healthz() -> HealthResponse:
     responses={503: {"model": ReadinessResponse, "description": "Not ready, with the reason."}},
     summary="Readiness: 200 once the model pair is loaded, else 503 with the reason",
 )
-async def readyz(runtime: RuntimeDep) -> Response:
+async def readyz(runtime: RuntimeDep) -> RawJSONResponse:
     pair = runtime.pair
     if pair is None:
-        body = ReadinessResponse(ready=False, reason=runtime.last_error)
-        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})
-    return JSONResponse(
-        ReadinessResponse(ready=True, models=ModelVersions(**pair.versions())).model_dump()
-    )
+        return RawJSONResponse(
+            ReadinessResponse(ready=False, reason=runtime.last_error, models=None),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    return RawJSONResponse(ReadinessResponse(ready=True, reason=None, models=pair.versions()))
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

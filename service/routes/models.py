@@ -4,53 +4,48 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from service.deps import AdminDep, ReloadError, RuntimeDep, SettingsDep
-from service.schemas import ErrorResponse, ModelsResponse, ReloadResponse
+from service.allocation import knobs_for
+from service.deps import AdminDep, RawJSONResponse, ReloadError, RuntimeDep, SettingsDep
+from service.schemas import ErrorResponse, LoadedModelInfo, ModelsResponse, ReloadResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 @router.get("", response_model=ModelsResponse, summary="The loaded model pair and its settings")
-async def get_models(runtime: RuntimeDep, settings: SettingsDep) -> ModelsResponse:
+async def get_models(runtime: RuntimeDep, settings: SettingsDep) -> RawJSONResponse:
     pair = runtime.pair
-    body: dict[str, object] = {
-        "ready": pair is not None,
-        "alias": settings.alias,
-        "ddnn": None,
-        "offloader": None,
-        "device": None,
-        "n_steps": None,
-        "n_vnfs": None,
-        "transmission_cost": None,
-        "default_policy": settings.default_policy,
-        "confidence_eta": settings.confidence_eta,
-        "uplink_bytes_per_sample": None,
-        "cloud": runtime.cloud_description(),
-        "role": settings.role,
-        "loaded_at": None,
-        "last_error": runtime.last_error,
-    }
-    if pair is not None:
-        body.update(
-            ddnn={"name": pair.ddnn_name, "version": pair.ddnn_version, "run_id": pair.ddnn_run_id},
-            offloader={
-                "name": pair.offloader_name,
-                "version": pair.offloader_version,
-                "run_id": pair.offloader_run_id,
-            },
-            device=str(pair.device),
-            n_steps=pair.n_steps,
-            n_vnfs=pair.n_vnfs,
-            transmission_cost=(
-                settings.default_transmission_cost
-                if settings.default_transmission_cost is not None
-                else pair.transmission_cost
-            ),
-            confidence_eta=settings.confidence_eta or pair.confidence_eta,
-            uplink_bytes_per_sample=pair.uplink_bytes_per_sample,
-            loaded_at=pair.loaded_at,
+    if pair is None:  # no bundle for the knobs to fall back on yet: the settings' eta, if any
+        transmission_cost, confidence_eta = None, settings.confidence_eta
+    else:  # what a request that sets no knob decides with: the decisions' own resolution
+        knobs = knobs_for(pair, runtime.options)
+        transmission_cost, confidence_eta = knobs.transmission_cost, knobs.confidence_eta
+    return RawJSONResponse(
+        ModelsResponse(
+            ready=pair is not None,
+            alias=settings.alias,
+            ddnn=None
+            if pair is None
+            else _info(pair.ddnn_name, pair.ddnn_version, pair.ddnn_run_id),
+            offloader=None
+            if pair is None
+            else _info(pair.offloader_name, pair.offloader_version, pair.offloader_run_id),
+            device=None if pair is None else str(pair.device),
+            n_steps=None if pair is None else pair.n_steps,
+            n_vnfs=None if pair is None else pair.n_vnfs,
+            transmission_cost=transmission_cost,
+            default_policy=runtime.options.default_policy.name,  # what decides, like the knobs
+            confidence_eta=confidence_eta,
+            uplink_bytes_per_sample=None if pair is None else pair.uplink_bytes_per_sample,
+            cloud=runtime.cloud_description(),
+            role=settings.role,
+            loaded_at=None if pair is None else pair.loaded_at,
+            last_error=runtime.last_error,
         )
-    return ModelsResponse.model_validate(body)
+    )
+
+
+def _info(name: str, version: str, run_id: str | None) -> LoadedModelInfo:
+    return LoadedModelInfo(name=name, version=version, run_id=run_id)
 
 
 @router.post(
@@ -65,7 +60,7 @@ async def get_models(runtime: RuntimeDep, settings: SettingsDep) -> ModelsRespon
     },
     summary="Load the alias's current pair, then swap to it atomically (old pair kept on error)",
 )
-async def reload_models(runtime: RuntimeDep) -> ReloadResponse:
+async def reload_models(runtime: RuntimeDep) -> RawJSONResponse:
     try:
         previous, current, changed = await runtime.reload()
     except ReloadError as exc:
@@ -73,10 +68,10 @@ async def reload_models(runtime: RuntimeDep) -> ReloadResponse:
             status_code=exc.status,
             detail={"error": "reload_failed", "message": f"{exc}; the previous pair keeps serving"},
         ) from None
-    return ReloadResponse.model_validate(
-        {
-            "reloaded": changed,
-            "previous": previous.versions() if previous is not None else None,
-            "current": current.versions(),
-        }
+    return RawJSONResponse(
+        ReloadResponse(
+            reloaded=changed,
+            previous=previous.versions() if previous is not None else None,
+            current=current.versions(),
+        )
     )

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig
 from ddnn.model import DDNN
 from ddnn.offloader import Offloader
+from ddnn.policies import PolicyDefaults
 from ddnn.windows import MinMaxScaler
 from registry import (
     DDNN_MODEL_NAME,
@@ -47,8 +48,8 @@ def make_bundles(seed: int = 0, ddnn_version: str = "1") -> tuple[DDNNBundle, Of
     torch.manual_seed(seed)
     model = DDNN(SERVICE_CONFIG).eval()
     offloaders = {
-        "ml": Offloader(OffloaderConfig(N, K, hidden=(8, 4), transmission_cost=TRAINED_COST)),
-        "cost_aware": Offloader(OffloaderConfig(N, K, hidden=(8, 4), kind="cost_aware")),
+        "ml": Offloader(OffloaderConfig(N, K, hidden=(8, 4), kind="classifier")),
+        "cost_aware": Offloader(OffloaderConfig(N, K, hidden=(8, 4), kind="regressor")),
     }
     # predicted C_L - C_R around 1: positive, so a C_T on either side of it exists
     offloaders["cost_aware"].target_mean.fill_(1.0)
@@ -59,7 +60,8 @@ def make_bundles(seed: int = 0, ddnn_version: str = "1") -> tuple[DDNNBundle, Of
     offloader = OffloaderBundle.from_offloaders(
         offloaders,
         ddnn_version=ddnn_version,
-        metadata={"transmission_cost": TRAINED_COST, "confidence_eta": ETA},
+        defaults=PolicyDefaults(transmission_cost=TRAINED_COST, confidence_eta=ETA),
+        metadata={"source": "tests", "seed": seed},
     )
     return ddnn, offloader
 

@@ -1,21 +1,36 @@
-"""Unit tests of service.allocation's pure steps: decode, scale, sentences."""
+"""Unit tests of service.allocation's pure steps: decode, scale, sentences, encode."""
 
 from __future__ import annotations
+
+import asyncio
+import time
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from ddnn.policies import Decision
+from ddnn.policies import (
+    COST_AWARE,
+    ONLINE_POLICY_NAMES,
+    Decision,
+    PolicyDefaults,
+    PolicyOverrides,
+)
 from service.allocation import (
     InvalidDemand,
+    PolicyOptions,
+    Prediction,
     ServingPair,
     _sentence,
     decode_demand,
     decode_windows,
+    encode_batch,
+    encode_single,
+    predict,
     scale_windows,
 )
-from service.cloud import LocalCloud
+from service.cloud import LocalCloud, SimulatedLink
 from tests.factories import demand_payload
 from tests.service.conftest import K, N, make_bundles
 
@@ -40,8 +55,7 @@ def pair() -> ServingPair:
         offloader_version="1",
         offloader_run_id=None,
         alias="champion",
-        transmission_cost=0.1,
-        confidence_eta=0.01,
+        defaults=PolicyDefaults(transmission_cost=0.1, confidence_eta=0.01),
     )
 
 
@@ -73,11 +87,42 @@ def test_decode_windows_ragged_batch_names_window(pair: ServingPair) -> None:
 
 
 def test_sentence_fallback_says_local_exit_and_why() -> None:
-    decision = Decision(
-        "cost_aware", np.array([False]), np.array([0.3]), 0.1, "predicted C_L - C_R", "rule"
-    )
+    decision = Decision(COST_AWARE, np.array([False]), np.array([0.3]), 0.1)
     text = _sentence(decision, 0, "the cloud did not answer within 50 ms")
     assert text.startswith("The cost_aware policy chose the cloud (predicted C_L - C_R = 0.3")
     assert text.endswith(
         "but the cloud did not answer within 50 ms, so the edge answered with its local exit."
     )
+
+
+@pytest.mark.parametrize("policy", ONLINE_POLICY_NAMES)
+def test_encoded_answers_fit_their_schemas_without_serializer_warnings(
+    pair: ServingPair, policy: str
+) -> None:
+    windows = np.asarray([demand_payload(N, K, seed=s) for s in range(3)], dtype=np.float64)
+    options = PolicyOptions(
+        default_policy=COST_AWARE, overrides=PolicyOverrides(), rng=np.random.default_rng(0)
+    )
+
+    async def run() -> Prediction:
+        link = SimulatedLink(pair.cloud, rtt_ms=0.0, jitter_ms=0.0)
+        try:
+            return await predict(
+                pair=pair,
+                link=link,
+                windows=windows,
+                policy=policy,
+                requested_cost=0.7,
+                options=options,
+                cloud_timeout_s=5.0,
+                started=time.perf_counter(),
+            )
+        finally:
+            await pair.close()
+
+    prediction = asyncio.run(run())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the batch answer is built with model_construct
+        for answer in (encode_batch(prediction), encode_single(prediction)):
+            raw = answer.__pydantic_serializer__.to_json(answer)
+            assert type(answer).model_validate_json(raw) == answer

@@ -12,7 +12,15 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from ddnn.policies import offloader_decision
+from ddnn.policies import (
+    COST_AWARE,
+    ML,
+    ONLINE_POLICY_NAMES,
+    Decision,
+    Evidence,
+    Policy,
+    resolve_knobs,
+)
 from service.schemas import AllocationResponse, BatchAllocationResponse, ModelsResponse
 from tests.factories import demand_payload
 from tests.service.conftest import ADMIN_KEY, ETA, TRAINED_COST, K, N, make_bundles, make_settings
@@ -40,9 +48,15 @@ def expected_exits(demand: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
     return out.y_local[0].numpy() * 100.0, remote[0].numpy() * 100.0
 
 
+def bundle_decision(policy: Policy, demand: list[list[float]]) -> Decision:
+    """The table's decision with the bundle's networks and default knobs, outside the service."""
+    offloader = make_bundles()[1]
+    evidence = Evidence(batch=1, x=model_input(demand), offloaders=offloader.build())
+    return policy.decide(evidence, resolve_knobs(offloader.defaults))
+
+
 def cost_aware_score(demand: list[list[float]]) -> float:
-    offloader = make_bundles()[1].build()["cost_aware"]
-    return float(offloader_decision(offloader, model_input(demand)).score[0])
+    return float(bundle_decision(COST_AWARE, demand).score[0])
 
 
 # ---- the answer ------------------------------------------------------------------------------
@@ -85,7 +99,7 @@ def test_post_allocation_remote_policy_answers_with_cloud_exit(client: TestClien
     assert not np.allclose(local, remote)  # the two exits really differ for this model
 
 
-@pytest.mark.parametrize("policy", ["ml", "cost_aware", "confidence", "random", "local", "remote"])
+@pytest.mark.parametrize("policy", ONLINE_POLICY_NAMES)
 def test_post_allocation_rationale_matches_decision(client: TestClient, policy: str) -> None:
     response = post(client, demand=demand_payload(N, K, seed=5), policy=policy)
     assert response.status_code == 200
@@ -116,8 +130,7 @@ def test_post_allocation_ml_score_is_the_classifier_probability(client: TestClie
     response = post(client, demand=demand, policy="ml")
     assert response.status_code == 200
     rationale = response.json()["rationale"]
-    classifier = make_bundles()[1].build()["ml"]
-    expected = offloader_decision(classifier, model_input(demand))
+    expected = bundle_decision(ML, demand)
     assert rationale["score"] == pytest.approx(float(expected.score[0]), abs=1e-6)
     assert rationale["threshold"] == pytest.approx(expected.threshold)
     assert rationale["transmission_cost"] == pytest.approx(TRAINED_COST)
@@ -161,6 +174,51 @@ def test_post_allocation_default_cost_from_settings(client_factory: ClientFactor
     assert response.status_code == 200
     assert response.json()["rationale"]["threshold"] == pytest.approx(123.0)
     assert response.json()["decision"] == "local"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "cost", "eta"),
+    [
+        ({}, TRAINED_COST, ETA),  # the bundle's defaults
+        ({"default_transmission_cost": 0.3, "confidence_eta": 0.02}, 0.3, 0.02),  # the settings
+        ({"confidence_eta": 0.02}, TRAINED_COST, 0.02),  # each knob falls through on its own
+    ],
+)
+def test_get_models_and_decisions_agree_on_knobs(
+    client_factory: ClientFactory, overrides: dict[str, float], cost: float, eta: float
+) -> None:
+    client = client_factory(make_settings(**overrides))
+    models = client.get("/v1/models")
+    cost_aware = post(client, demand=demand_payload(N, K), policy="cost_aware")
+    confidence = post(client, demand=demand_payload(N, K), policy="confidence")
+    assert models.status_code == cost_aware.status_code == confidence.status_code == 200
+    reported = ModelsResponse.model_validate(models.json())
+    assert reported.transmission_cost == pytest.approx(cost)
+    assert reported.confidence_eta == pytest.approx(eta)
+    assert cost_aware.json()["rationale"]["threshold"] == pytest.approx(cost)
+    assert cost_aware.json()["rationale"]["transmission_cost"] == pytest.approx(cost)
+    assert confidence.json()["rationale"]["threshold"] == pytest.approx(eta)
+
+
+def test_post_allocation_requested_cost_beats_setting(client_factory: ClientFactory) -> None:
+    client = client_factory(make_settings(default_transmission_cost=0.3))
+    response = post(client, demand=demand_payload(N, K), policy="cost_aware", transmission_cost=0.7)
+    assert response.status_code == 200
+    rationale = response.json()["rationale"]
+    assert rationale["threshold"] == pytest.approx(0.7)
+    assert rationale["transmission_cost"] == pytest.approx(0.7)
+    assert rationale["requested_transmission_cost"] == pytest.approx(0.7)
+    assert client.get("/v1/models").json()["transmission_cost"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("policy", ONLINE_POLICY_NAMES)
+def test_post_batch_answer_fits_schema_for_every_policy(client: TestClient, policy: str) -> None:
+    windows = [demand_payload(N, K, seed=s) for s in range(4)]
+    response = post(client, "/v1/allocations/batch", windows=windows, policy=policy)
+    assert response.status_code == 200
+    body = BatchAllocationResponse.model_validate(response.json())
+    assert [r.rationale.policy for r in body.results] == [policy] * len(windows)
+    assert len(body.results) == len(windows)
 
 
 # ---- errors ----------------------------------------------------------------------------------
@@ -216,6 +274,22 @@ def test_post_allocation_unknown_policy_rejected(client: TestClient) -> None:
     assert body["error"] == "validation_error"
     assert body["message"].startswith("policy:") and "'cost_aware'" in body["message"]
     assert body["detail"][0]["loc"] == ["body", "policy"]
+
+
+@pytest.mark.parametrize("path", ["/v1/allocations", "/v1/allocations/batch"])
+@pytest.mark.parametrize("policy", ["oracle", "nope", "ML"])
+def test_post_allocation_unknown_policy_lists_the_table(
+    client: TestClient, path: str, policy: str
+) -> None:
+    window = demand_payload(N, K)
+    body = {"demand": window} if path == "/v1/allocations" else {"windows": [window]}
+    response = client.post(path, json={**body, "policy": policy})
+    assert response.status_code == 422
+    message = response.json()["message"]
+    assert message.startswith("policy:")
+    for name in ONLINE_POLICY_NAMES:
+        assert f"'{name}'" in message
+    assert "'oracle'" not in message  # offline only: it needs the true demand
 
 
 @pytest.mark.parametrize(

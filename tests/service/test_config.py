@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from ddnn.config import PAPER_RTT_MS
+from ddnn.policies import DEFAULT_POLICY, ONLINE_POLICY_NAMES
 from service.config import Settings, get_settings
 
 pytestmark = pytest.mark.unit
@@ -20,6 +22,19 @@ def test_settings_defaults_match_the_paper_and_the_readme(monkeypatch: pytest.Mo
     assert settings.rtt_ms == pytest.approx(42.46)
     assert settings.alias == "champion" and settings.device == "auto" and settings.role == "both"
     assert settings.tracking_uri is None and settings.admin_api_key is None
+
+
+def test_settings_defaults_come_from_their_owners(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DDNN_RTT_MS", raising=False)
+    monkeypatch.delenv("DDNN_DEFAULT_POLICY", raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.rtt_ms == PAPER_RTT_MS
+    assert settings.default_policy == DEFAULT_POLICY
+
+
+@pytest.mark.parametrize("name", ONLINE_POLICY_NAMES)
+def test_settings_accept_every_online_policy(name: str) -> None:
+    assert Settings(_env_file=None, default_policy=name).default_policy == name
 
 
 def test_settings_read_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
