@@ -1,8 +1,6 @@
 """Domain orchestration of one allocation call: decode -> predict -> encode. No FastAPI here.
 
-- decode: the request's demand (data units, K lists of N samples per window) is checked against
-  the loaded model's K and N, for finiteness and for negative values, then scaled with the
-  bundle's per-VNF scaler into the model's (B, N, K) float32 input;
+- decode (service.decode): the request's demand checked and scaled into the model's input;
 - predict: one edge pass and one policy pass for the whole batch, then one cloud call for the
   remote subset (one round trip for the batch); if the cloud fails or is too slow, those
   samples take the local exit and the rationale says why;
@@ -24,20 +22,14 @@ hide a model problem; clients that need a floor apply it themselves (documented 
 from __future__ import annotations
 
 import asyncio
-import binascii
 import math
-import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 import torch
 
-from ddnn.config import ConfigError, DDNNConfig
-from ddnn.model import DDNN, EdgeModel
-from ddnn.offloader import Offloader
+from ddnn.config import ConfigError
 from ddnn.policies import (
     COST_AWARE,
     RANDOM,
@@ -45,13 +37,13 @@ from ddnn.policies import (
     Evidence,
     Knobs,
     Policy,
-    PolicyDefaults,
     PolicyOverrides,
     online_policy,
     resolve_knobs,
 )
-from ddnn.windows import MinMaxScaler
-from service.cloud import CloudLink, CloudUnavailable, LocalCloud, call_with_timeout
+from service.cloud import CloudLink, CloudUnavailable, call_with_timeout
+from service.decode import InvalidDemand, scale_windows
+from service.pair import PolicyOptions, ServingPair
 from service.schemas import (
     AllocationResponse,
     AllocationResult,
@@ -59,208 +51,15 @@ from service.schemas import (
     CloudInferRequest,
     CloudInferResponse,
     LatencyBreakdown,
-    ModelVersions,
     Rationale,
     Where,
 )
 
-FLOAT32_BYTES = 4
-MAX_DEMAND = 1e30  # larger values overflow float32 once scaled
 INLINE_ROWS = 32  # bigger batches run their tensor work on a worker thread
-
-
-class InvalidDemand(ValueError):
-    """The request's windows do not fit the loaded model; the message names what is wrong."""
-
-
-class BatchTooLarge(ValueError):
-    """More windows than the batch limit."""
 
 
 class CloudVersionMismatch(ValueError):
     """A cloud call for another DDNN version than the one this cloud serves."""
-
-
-@dataclass(frozen=True)
-class PolicyOptions:
-    """The service's policy settings: the policy of a request that names none, the knobs the
-    settings set (None falls through to the bundle's defaults), the random policy's generator."""
-
-    default_policy: Policy
-    overrides: PolicyOverrides
-    rng: np.random.Generator
-    # numpy generators are not thread-safe, and batches decide on worker threads
-    rng_lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
-class ServingPair:
-    """A loaded DDNN + offloader pair on its device, with what the hot path needs precomputed."""
-
-    config: DDNNConfig
-    edge: EdgeModel
-    cloud: LocalCloud
-    offloaders: dict[str, Offloader]
-    scaler: MinMaxScaler
-    device: torch.device
-    ddnn_name: str
-    ddnn_version: str
-    ddnn_run_id: str | None
-    offloader_name: str
-    offloader_version: str
-    offloader_run_id: str | None
-    alias: str
-    defaults: PolicyDefaults  # the bundle's knobs: the classifier's C_T, eta, ml threshold
-    low: np.ndarray = field(init=False)  # (K,) float32 scaler minimum
-    inv_span: np.ndarray = field(init=False)  # (K,) float32 1 / (max - min)
-    model_versions: ModelVersions = field(init=False)  # one instance, in every answer
-    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-
-    def __post_init__(self) -> None:
-        self.low = self.scaler.minimum.astype(np.float32)
-        self.inv_span = (1.0 / (self.scaler.maximum - self.scaler.minimum)).astype(np.float32)
-        self.model_versions = ModelVersions(
-            ddnn=self.ddnn_version, offloader=self.offloader_version, alias=self.alias
-        )
-
-    @property
-    def n_steps(self) -> int:
-        return self.config.n_steps
-
-    @property
-    def n_vnfs(self) -> int:
-        return self.config.n_vnfs
-
-    @property
-    def uplink_bytes_per_sample(self) -> int:
-        return self.config.uplink_floats * FLOAT32_BYTES
-
-    def versions(self) -> ModelVersions:
-        return self.model_versions
-
-    async def close(self) -> None:
-        await self.cloud.close()
-
-
-def place_models(
-    ddnn: DDNN, offloaders: dict[str, Offloader], device: torch.device
-) -> tuple[DDNN, dict[str, Offloader]]:
-    """Move to the device, eval mode, and one warm-up pass so the first request is not slow."""
-    ddnn = ddnn.to(device).eval()
-    placed = {key: net.to(device).eval() for key, net in offloaders.items()}
-    config = ddnn.config
-    with torch.inference_mode():
-        x = torch.zeros(2, config.n_steps, config.n_vnfs, device=device)
-        out = ddnn.edge(x)
-        ddnn.cloud(out.z, out.context)
-        for net in placed.values():
-            net.score(x)
-    return ddnn, placed
-
-
-# --------------------------------------------------------------------------------------------
-# decode
-
-
-def decode_demand(demand: Sequence[Sequence[float]], pair: ServingPair) -> np.ndarray:
-    """One request's K lists of N samples -> (1, K, N) float64, checked."""
-    _check_window_shape(demand, pair, "demand")
-    windows = np.asarray(demand, dtype=np.float64)[None]
-    _check_values(windows, single=True)
-    return windows
-
-
-def decode_windows(
-    windows: Sequence[Sequence[Sequence[float]]] | None,
-    windows_base64: str | None,
-    pair: ServingPair,
-    max_batch: int,
-) -> np.ndarray:
-    """A batch request's windows (JSON lists or base64 float32) -> (B, K, N), checked."""
-    if (windows is None) == (windows_base64 is None):
-        raise InvalidDemand("give exactly one of `windows` and `windows_base64`")
-    if windows is not None:
-        if len(windows) > max_batch:
-            raise BatchTooLarge(f"batch of {len(windows)} windows exceeds the limit of {max_batch}")
-        array = _stack_windows(windows, pair)
-    else:
-        array = _decode_base64(windows_base64 or "", pair, max_batch)
-    _check_values(array, single=False)
-    return array
-
-
-def _stack_windows(windows: Sequence[Sequence[Sequence[float]]], pair: ServingPair) -> np.ndarray:
-    try:
-        array = np.asarray(windows, dtype=np.float64)
-    except ValueError:
-        array = np.empty(0)  # ragged: the loop below names the offending window
-    if array.shape != (len(windows), pair.n_vnfs, pair.n_steps):
-        for b, window in enumerate(windows):
-            _check_window_shape(window, pair, f"windows[{b}]")
-        raise InvalidDemand(f"windows have shape {array.shape}, expected (B, K, N)")
-    return array
-
-
-def _decode_base64(text: str, pair: ServingPair, max_batch: int) -> np.ndarray:
-    k, n = pair.n_vnfs, pair.n_steps
-    per_window = k * n * FLOAT32_BYTES
-    size = len(text) * 3 // 4 - text[-2:].count("=")
-    if size // per_window > max_batch:
-        raise BatchTooLarge(
-            f"batch of {size // per_window} windows exceeds the limit of {max_batch}"
-        )
-    try:  # strict: no stray characters (b64decode(validate=True) is ~10x slower on MBs)
-        raw = binascii.a2b_base64(text, strict_mode=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidDemand(f"windows_base64 is not valid base64: {exc}") from exc
-    if not raw or len(raw) % per_window:
-        raise InvalidDemand(
-            f"windows_base64 decodes to {len(raw)} bytes, not a positive multiple of "
-            f"K*N*4 = {per_window} (float32 windows of shape (K={k}, N={n}))"
-        )
-    return np.frombuffer(raw, dtype="<f4").reshape(-1, k, n)
-
-
-def _check_window_shape(window: Sequence[Sequence[float]], pair: ServingPair, where: str) -> None:
-    k, n = pair.n_vnfs, pair.n_steps
-    if len(window) != k:
-        raise InvalidDemand(
-            f"{where} holds {len(window)} lists; the model needs K={k} (one list of N={n} "
-            f"samples per VNF, oldest first)"
-        )
-    for row, samples in enumerate(window):
-        if len(samples) != n:
-            raise InvalidDemand(
-                f"{where}[{row}] holds {len(samples)} samples; the model needs N={n} per VNF "
-                f"(K={k} lists, oldest first)"
-            )
-
-
-def _check_values(windows: np.ndarray, *, single: bool) -> None:
-    """Finite, >= 0 and not absurdly large: two vectorised reductions (NaN fails both), then a
-    precise message on failure."""
-    low, high = float(windows.min()), float(windows.max())
-    if low >= 0 and high <= MAX_DEMAND:
-        return
-    ok = windows >= 0  # False for NaN as well as for negatives
-    problems = ~ok | (np.abs(np.nan_to_num(windows, nan=0.0)) > MAX_DEMAND)
-    b, k, n = (int(i) for i in np.argwhere(problems)[0])
-    where = f"demand[{k}][{n}]" if single else f"windows[{b}][{k}][{n}]"
-    value = float(windows[b, k, n])
-    if not np.isfinite(value):
-        raise InvalidDemand(f"{where} is {value}: demand must be finite numbers (no NaN or inf)")
-    if value < 0:
-        raise InvalidDemand(f"{where} = {value:g} is negative: demand must be >= 0")
-    raise InvalidDemand(f"{where} = {value:g} is too large (at most {MAX_DEMAND:g})")
-
-
-def scale_windows(windows: np.ndarray, pair: ServingPair) -> torch.Tensor:
-    """(B, K, N) data units -> (B, N, K) float32 model input on the pair's device."""
-    out = np.empty((windows.shape[0], pair.n_steps, pair.n_vnfs), dtype=np.float32)
-    np.subtract(windows.transpose(0, 2, 1), pair.low, out=out, casting="same_kind")
-    out *= pair.inv_span
-    tensor = torch.from_numpy(out)
-    return tensor if pair.device.type == "cpu" else tensor.to(pair.device, non_blocking=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from service.allocation import ServingPair
 from service.config import Settings
 from service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from service.pair import ServingPair
 from service.runtime import ReloadError, ServiceRuntime
 
 __all__ = ["METRICS_CONTENT_TYPE", "ReloadError"]  # re-exported for the routes

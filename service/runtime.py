@@ -32,10 +32,11 @@ from registry import (
     load_pair,
     resolve_alias,
 )
-from service.allocation import PolicyOptions, Prediction, ServingPair, place_models, predict
+from service.allocation import Prediction, predict
 from service.cloud import CloudLink, LocalCloud, RemoteCloud, SimulatedLink
 from service.config import Settings
 from service.metrics import ServiceMetrics
+from service.pair import PolicyOptions, ServingPair, place_models
 
 logger = logging.getLogger(__name__)
 

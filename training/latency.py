@@ -20,7 +20,7 @@ from ddnn.config import PAPER_RTT_MS
 from ddnn.evaluation import LatencyModel, median_ms
 from ddnn.model import DDNN
 from ddnn.offloader import Offloader
-from ddnn.policies import uncertainty
+from ddnn.policies import CONFIDENCE, uncertainty
 
 LATENCY_SHARES = (5, 20, 40, 50, 60, 80, 95)  # % resolved locally (Table II)
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
@@ -41,7 +41,7 @@ class LatencyTable:
         return (
             {str(share): t for share, t in self.per_share_ms.items()}
             | self.centralized_ms
-            | {"confidence": {str(share): t for share, t in self.confidence_ms.items()}}
+            | {CONFIDENCE.name: {str(share): t for share, t in self.confidence_ms.items()}}
         )
 
     def rows(self) -> list[dict[str, Any]]:

@@ -27,8 +27,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from ddnn.policies import CONFIDENCE, COST_AWARE, ML, ORACLE, RANDOM  # noqa: E402
 
 POLICY_STYLE = {
-    ORACLE.name: ("k", "-", "oracle"),
-    RANDOM.name: ("0.5", "--", "random"),
+    ORACLE.name: ("k", "-", ORACLE.name),
+    RANDOM.name: ("0.5", "--", RANDOM.name),
     CONFIDENCE.name: ("tab:orange", "-", "confidence (MC dropout)"),
     ML.name: ("tab:blue", "-", "ML classifier"),
     COST_AWARE.name: ("tab:green", "-", "cost-aware (ours)"),

@@ -13,14 +13,8 @@ import time
 
 from fastapi import APIRouter, Request
 
-from service.allocation import (
-    BatchTooLarge,
-    InvalidDemand,
-    decode_demand,
-    decode_windows,
-    encode_batch,
-    encode_single,
-)
+from service.allocation import encode_batch, encode_single
+from service.decode import BatchTooLarge, InvalidDemand, decode_demand, decode_windows
 from service.deps import (
     PairDep,
     RawJSONResponse,

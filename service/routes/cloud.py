@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from service.allocation import CloudVersionMismatch, InvalidDemand, serve_cloud
+from service.allocation import CloudVersionMismatch, serve_cloud
+from service.decode import InvalidDemand
 from service.deps import PairDep, RawJSONResponse, unprocessable
 from service.schemas import CloudInferRequest, CloudInferResponse, ErrorResponse
 

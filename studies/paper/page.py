@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ddnn.policies import CONFIDENCE
 from studies.paper.verdicts import key_observations
 
 COST_ROWS = (
@@ -152,7 +153,7 @@ def latency_lines(latency: Mapping[str, Any]) -> list[str]:
         + " | ".join(f"{latency[k]:.2f}" for k in shares)
         + f" | {latency.get('centralized_lstm', float('nan')):.2f} | {latency.get('deepcog', float('nan')):.2f} |",
     ]
-    confidence = latency.get("confidence", {})
+    confidence = latency.get(CONFIDENCE.name, {})
     if confidence:
         lines.append(
             "| T, confidence policy | "

@@ -53,7 +53,9 @@ def test_no_margin_baselines_are_the_plain_lagged_value(rng: np.random.Generator
     inputs, targets = rng.random((30, 48, 2)), rng.random((30, 2))
     fitted = fit_naive_baselines(inputs, targets, steps_per_day=24, cost=CostConfig())
     np.testing.assert_array_equal(fitted["last_value_no_margin"].predict(inputs), inputs[:, -1])
-    np.testing.assert_array_equal(fitted["seasonal_naive_no_margin"].predict(inputs), inputs[:, -24])
+    np.testing.assert_array_equal(
+        fitted["seasonal_naive_no_margin"].predict(inputs), inputs[:, -24]
+    )
     assert fitted["last_value"].offsets.any()  # the margin is fitted
 
 

@@ -17,20 +17,10 @@ from ddnn.policies import (
     PolicyDefaults,
     PolicyOverrides,
 )
-from service.allocation import (
-    InvalidDemand,
-    PolicyOptions,
-    Prediction,
-    ServingPair,
-    _sentence,
-    decode_demand,
-    decode_windows,
-    encode_batch,
-    encode_single,
-    predict,
-    scale_windows,
-)
+from service.allocation import Prediction, _sentence, encode_batch, encode_single, predict
 from service.cloud import LocalCloud, SimulatedLink
+from service.decode import InvalidDemand, decode_demand, decode_windows, scale_windows
+from service.pair import PolicyOptions, ServingPair
 from tests.factories import demand_payload
 from tests.service.conftest import K, N, make_bundles
 

@@ -1,0 +1,101 @@
+"""The serving pair: a loaded DDNN + offloader on its device, and the service's policy options.
+
+Built once per load (service.runtime), read by every request; what the hot path needs (the
+scaler as float32 vectors) is precomputed here.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import torch
+
+from ddnn.config import DDNNConfig
+from ddnn.model import DDNN, EdgeModel
+from ddnn.offloader import Offloader
+from ddnn.policies import Policy, PolicyDefaults, PolicyOverrides
+from ddnn.windows import MinMaxScaler
+from service.cloud import LocalCloud
+from service.schemas import ModelVersions
+
+FLOAT32_BYTES = 4
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """The service's policy settings: the policy of a request that names none, the knobs the
+    settings set (None falls through to the bundle's defaults), the random policy's generator."""
+
+    default_policy: Policy
+    overrides: PolicyOverrides
+    rng: np.random.Generator
+    # numpy generators are not thread-safe, and batches decide on worker threads
+    rng_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class ServingPair:
+    """A loaded DDNN + offloader pair on its device, with what the hot path needs precomputed."""
+
+    config: DDNNConfig
+    edge: EdgeModel
+    cloud: LocalCloud
+    offloaders: dict[str, Offloader]
+    scaler: MinMaxScaler
+    device: torch.device
+    ddnn_name: str
+    ddnn_version: str
+    ddnn_run_id: str | None
+    offloader_name: str
+    offloader_version: str
+    offloader_run_id: str | None
+    alias: str
+    defaults: PolicyDefaults  # the bundle's knobs: the classifier's C_T, eta, ml threshold
+    low: np.ndarray = field(init=False)  # (K,) float32 scaler minimum
+    inv_span: np.ndarray = field(init=False)  # (K,) float32 1 / (max - min)
+    model_versions: ModelVersions = field(init=False)  # one instance, in every answer
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def __post_init__(self) -> None:
+        self.low = self.scaler.minimum.astype(np.float32)
+        self.inv_span = (1.0 / (self.scaler.maximum - self.scaler.minimum)).astype(np.float32)
+        self.model_versions = ModelVersions(
+            ddnn=self.ddnn_version, offloader=self.offloader_version, alias=self.alias
+        )
+
+    @property
+    def n_steps(self) -> int:
+        return self.config.n_steps
+
+    @property
+    def n_vnfs(self) -> int:
+        return self.config.n_vnfs
+
+    @property
+    def uplink_bytes_per_sample(self) -> int:
+        return self.config.uplink_floats * FLOAT32_BYTES
+
+    def versions(self) -> ModelVersions:
+        return self.model_versions
+
+    async def close(self) -> None:
+        await self.cloud.close()
+
+
+def place_models(
+    ddnn: DDNN, offloaders: dict[str, Offloader], device: torch.device
+) -> tuple[DDNN, dict[str, Offloader]]:
+    """Move to the device, eval mode, and one warm-up pass so the first request is not slow."""
+    ddnn = ddnn.to(device).eval()
+    placed = {key: net.to(device).eval() for key, net in offloaders.items()}
+    config = ddnn.config
+    with torch.inference_mode():
+        x = torch.zeros(2, config.n_steps, config.n_vnfs, device=device)
+        out = ddnn.edge(x)
+        ddnn.cloud(out.z, out.context)
+        for net in placed.values():
+            net.score(x)
+    return ddnn, placed
