@@ -48,6 +48,11 @@ VARIANTS = {
             train={"max_steps_per_epoch": 0, "epochs": 30, "patience": 6},
         ),
         Variant(
+            "lr 3e-3",
+            "a 3x higher rate (the range test's loss still falls at 1e-2)",
+            train={"lr": 3e-3},
+        ),
+        Variant(
             "batch 256",
             "4x larger batches, 1/4 of the steps (the same samples), a higher rate",
             train={"batch_size": 256, "max_steps_per_epoch": 4, "lr": 3e-3},
