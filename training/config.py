@@ -147,6 +147,9 @@ class DataSpec:
     synthetic_seed: int = 0
     # with top_k: the group-th block of K cells ranked by training totals (0 = the busiest K)
     group: int = 0
+    # with top_k: train on this many blocks of K cells sharing one model (the served group
+    # first, then the next ranked blocks); validation and test stay on the served group
+    shared_groups: int = 1
     # a rolling-origin fold (all three dates, UTC ISO) instead of the 70/15/15 split by rows
     fold: str = ""
     val_start: str | None = None
@@ -158,6 +161,8 @@ class DataSpec:
             raise ConfigError("data: give --cells or --top-k, not both")
         if self.group < 0 or (self.group and self.top_k is None):
             raise ConfigError("data: --group needs --top-k (the group-th block of K busiest cells)")
+        if self.shared_groups < 1 or (self.shared_groups > 1 and self.top_k is None):
+            raise ConfigError("data: shared_groups needs top_k (blocks of K ranked cells)")
         dates = (self.val_start, self.test_start, self.test_end)
         if any(d is not None for d in dates) and not all(d is not None for d in dates):
             raise ConfigError("data: a fold needs --val-start, --test-start and --test-end")

@@ -93,13 +93,16 @@ def select_cells(series: DemandSeries, spec: DataSpec, n_vnfs: int) -> tuple[Dem
         return series.select(cells=spec.cells), len(spec.cells)
     if spec.top_k is not None:
         ranked = series.ranked(until=training_end(series, spec.split()))
-        chosen = ranked[spec.group * spec.top_k : (spec.group + 1) * spec.top_k]
-        if len(chosen) < spec.top_k:
+        k, n_groups = spec.top_k, len(ranked) // spec.top_k
+        if spec.group >= n_groups or spec.shared_groups > n_groups:
             raise DataError(
-                f"{series.source}: {len(ranked)} cells hold no group {spec.group} of "
-                f"{spec.top_k} (groups 0..{len(ranked) // spec.top_k - 1})"
+                f"{series.source}: {len(ranked)} cells hold groups 0..{n_groups - 1} of {k}, "
+                f"not group {spec.group} with {spec.shared_groups} shared group(s)"
             )
-        return series.select(cells=chosen), spec.top_k
+        served = spec.group
+        others = [g for g in range(n_groups) if g != served][: spec.shared_groups - 1]
+        chosen = [cell for g in (served, *others) for cell in ranked[g * k : (g + 1) * k]]
+        return series.select(cells=chosen), k
     n_cells = len(series.cell_ids)
     if n_cells < n_vnfs:
         logger.warning("%s has %d cells: using K=%d", series.source, n_cells, n_cells)
@@ -124,6 +127,8 @@ def prepare(settings: Settings) -> tuple[Prepared, Settings]:
     series = load_series(settings.data, settings.model.n_vnfs)
     series, n_vnfs = select_cells(series, settings.data, settings.model.n_vnfs)
     data = prepare_dataset(series, settings.model.n_steps, n_vnfs, settings.data.split())
+    if settings.data.shared_groups > 1:  # trained on every group, judged on the served one
+        data = replace(data, val=data.val.of_group(0), test=data.test.of_group(0))
     settings = replace(settings, model=replace(settings.model, n_vnfs=n_vnfs))
     device = torch.device(settings.device)
     naive_val, naive_test = (naive_costs(data, split, settings.cost) for split in ("val", "test"))

@@ -25,6 +25,7 @@ class Variant:
     model: Mapping[str, Any] = field(default_factory=dict)  # DDNNConfig overrides
     train: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig overrides
     offloader: Mapping[str, Any] = field(default_factory=dict)  # OffloaderTraining overrides
+    share_groups: bool = False  # train on every group's windows (hourly), judged per group
 
 
 VARIANTS = {
@@ -69,6 +70,12 @@ VARIANTS = {
         ),
         Variant(
             "wide z (4)", "a wider z: 4 units per step (4x the uplink of z)", {"edge_hidden": 4}
+        ),
+        Variant(
+            "shared + window_norm",
+            "each group's model set also trains on every other group's windows (window norm)",
+            {"window_norm": True},
+            share_groups=True,
         ),
         Variant(
             "offloader summary",

@@ -47,6 +47,8 @@ class StudyConfig:
     offloader: Mapping[str, Any] = field(default_factory=dict)  # OffloaderTraining overrides
     baselines: tuple[str, ...] | None = None  # the centralized networks (None: all of them)
     tag: str = ""  # a configuration's name: its runs are cached apart
+    # one model set per group trained on every group's windows (weight sharing), judged on its own
+    share_groups: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def unit_settings(unit: Unit, config: StudyConfig) -> Settings:
         threads=1,
     )
     settings = resolve_settings("paper", None, flags)
-    data = replace(settings.data, fold=fold.name, **case.data)  # type: ignore[arg-type]
+    shared = case.n_groups if config.share_groups and case.ranked_groups else 1
+    data = replace(settings.data, fold=fold.name, shared_groups=shared, **case.data)  # type: ignore[arg-type]
     model = replace(settings.model, n_vnfs=case.n_vnfs, **config.model)
     settings = replace(settings, data=data, model=model, save_models=False)
     settings = replace(
