@@ -24,8 +24,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 
+# the main job's default data: the embedded 4x4 block of Milano cells (data/milano/README.md)
+RUN_DATA ?= data/milano/internet_10min_block4x4_nov2013.csv.gz
+
 run: $(STAMP)
-	$(BIN)/ddnn-train run-all --profile small --out $(OUT)
+	$(BIN)/ddnn-train run-all --profile small --data $(RUN_DATA) --activity internet --out $(OUT)
 	@echo "Starting the service on 127.0.0.1:$${PORT:-8000} (docs at /docs). From another shell, a sample request:"
 	@echo '  $(BIN)/python examples/sample_request.py'
 	$(BIN)/ddnn-serve
