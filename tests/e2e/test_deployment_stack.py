@@ -154,7 +154,9 @@ class Load:
 
     def __init__(self, url: str) -> None:
         self.url, self.body = url, request_body(url, seed=1)
-        self.ok, self.failed, self.versions = 0, [], set()  # type: ignore[var-annotated]
+        self.ok = 0
+        self.failed: list[str] = []
+        self.versions: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
