@@ -1,8 +1,11 @@
 """Print the project's requirements from pyproject.toml: the core, plus the extras named.
 
-    python docker/requirements.py serve        # core + [serve], one requirement per line
+    python docker/requirements.py                      # the core (ddnn + registry), one a line
+    python docker/requirements.py serve                # core + [serve]
+    python docker/requirements.py --only train         # [train] alone (installed over the core)
 
-The Dockerfile installs exactly this, so the images cannot drift from pyproject.toml.
+The Dockerfile installs exactly these, so the images cannot drift from pyproject.toml; the exact
+versions come from constraints.txt (pip install -c).
 """
 
 from __future__ import annotations
@@ -14,17 +17,25 @@ from pathlib import Path
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 
-def requirements(extras: list[str], pyproject: Path = PYPROJECT) -> list[str]:
+def requirements(extras: list[str], pyproject: Path = PYPROJECT, *, core: bool = True) -> list[str]:
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     optional = project.get("optional-dependencies", {})
     unknown = [extra for extra in extras if extra not in optional]
     if unknown:
         raise SystemExit(f"{pyproject}: no extra(s) {unknown}; known: {sorted(optional)}")
-    found = list(project["dependencies"])
+    found = list(project["dependencies"]) if core else []
     for extra in extras:
         found += optional[extra]
     return found
 
 
+def main(argv: list[str]) -> None:
+    only = "--only" in argv
+    extras = [arg for arg in argv if arg != "--only"]
+    if only and not extras:
+        raise SystemExit("--only needs the extra(s) to print")
+    sys.stdout.write("\n".join(requirements(extras, core=not only)) + "\n")
+
+
 if __name__ == "__main__":
-    sys.stdout.write("\n".join(requirements(sys.argv[1:])) + "\n")
+    main(sys.argv[1:])

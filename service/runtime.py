@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import torch
@@ -79,6 +80,20 @@ def registry_resolver(settings: Settings) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class RegistryCheck:
+    """The alias poller's last look at the registry (GET /v1/models says it)."""
+
+    reachable: bool | None = None  # None: not looked yet (or no polling)
+    checked_at: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def now(cls, error: str | None = None) -> RegistryCheck:
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        return cls(reachable=error is None, checked_at=at, error=error)
+
+
+@dataclass(frozen=True)
 class LoadFailure:
     message: str
     status: int  # 409: the pair does not belong together; 502: the registry failed; 500: other
@@ -101,6 +116,7 @@ class ServiceRuntime:
         self._resolver = resolver
         self.pair: ServingPair | None = None
         self.last_error: str | None = "the models have not been loaded yet"
+        self.registry = RegistryCheck()
         self.options = PolicyOptions(
             default_policy=online_policy(settings.default_policy),
             overrides=PolicyOverrides(
@@ -294,7 +310,8 @@ class ServiceRuntime:
             return previous, pair, True
 
     async def _poll_alias(self) -> None:
-        """Every alias_poll_interval_s: reload when the alias points at other versions."""
+        """Every alias_poll_interval_s: reload when the alias points at other versions; note
+        in `registry` whether the registry answered (GET /v1/models shows it)."""
         assert self._resolver is not None
         while True:
             await asyncio.sleep(self.settings.alias_poll_interval_s)
@@ -303,9 +320,16 @@ class ServiceRuntime:
                 continue  # the startup retry loop is in charge
             try:
                 versions = await asyncio.to_thread(self._resolver, self.settings)
-                if versions != (current.ddnn_version, current.offloader_version):
-                    logger.info("alias %s moved to %s: reloading", self.settings.alias, versions)
-                    await self.reload()
+            except Exception as exc:  # keep polling; the loaded pair keeps serving
+                self.registry = RegistryCheck.now(error=describe_failure(exc).message)
+                logger.warning("alias polling: %s", self.registry.error)
+                continue
+            self.registry = RegistryCheck.now()
+            if versions == (current.ddnn_version, current.offloader_version):
+                continue
+            logger.info("alias %s moved to %s: reloading", self.settings.alias, versions)
+            try:
+                await self.reload()
             except Exception as exc:  # keep polling; the loaded pair keeps serving
                 logger.warning("alias polling: %s", describe_failure(exc).message)
 

@@ -202,6 +202,18 @@ class LoadedModelInfo(BaseModel):
     run_id: str | None
 
 
+class RegistryStatus(BaseModel):
+    reachable: bool | None = Field(
+        description=(
+            "Whether the alias poller's last look reached the model registry (null before its "
+            "first look, or without polling: DDNN_ALIAS_POLL_INTERVAL_S=0). While false, the "
+            "loaded pair keeps serving and the poller keeps trying."
+        )
+    )
+    checked_at: str | None = Field(description="When it last looked (UTC, ISO 8601).")
+    error: str | None = Field(description="Why the last look failed (null when it succeeded).")
+
+
 class ModelsResponse(BaseModel):
     ready: bool
     alias: str
@@ -225,6 +237,7 @@ class ModelsResponse(BaseModel):
     role: str
     loaded_at: str | None
     last_error: str | None
+    registry: RegistryStatus
 
 
 class ReloadResponse(BaseModel):

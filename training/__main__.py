@@ -13,6 +13,10 @@ Configuration is resolved once, in this order: the dataclass defaults (``ddnn.co
 ``model``, ``train``, ``cost``, ``offloader``, ``data`` plus ``weight_pairs`` and
 ``collapse_margin``), then the explicit flags. Unknown keys are errors; nothing is executed.
 
+Under torchrun (``torchrun --nproc_per_node 2 -m training train ...``) every rank runs the
+command and trains with DDP (training.distributed); only rank 0 tracks to MLflow, writes the
+results folder and registers; the other ranks write into a scratch folder removed at exit.
+
 Exit codes: 0 done, 2 bad data / configuration / registry, 3 run-all refused a champion.
 """
 
@@ -22,7 +26,10 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -41,7 +48,7 @@ from registry import (
     load_ddnn,
     resolve_tracking_uri,
 )
-from training import tracking
+from training import distributed, tracking
 from training.config import PROFILES, Flags, Settings, resolve_settings
 from training.jobs.baselines import baselines_job
 from training.jobs.ddnn import sweep_job, train_job
@@ -260,7 +267,7 @@ def configure_logging(level: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    trained, ref = train_job(settings, args.w_local, register=args.register)
+    trained, ref = train_job(settings, args.w_local, register=args.register and _main())
     lines = [f"DDNN {trained.label}: checkpoint in {trained.checkpoint}"]
     if ref is not None:
         lines.append(f"registered as {ref.version_uri}")
@@ -294,8 +301,8 @@ def cmd_train_offloader(args: argparse.Namespace, settings: Settings) -> int:
         bundle,
         ref,
         transmission_cost=args.transmission_cost,
-        register=args.register,
-        alias=args.set_alias,
+        register=args.register and _main(),
+        alias=args.set_alias if _main() else None,
     )
     lines = [
         f"offloaders for DDNN {ref.version_uri if ref else args.ddnn_dir}: "
@@ -317,7 +324,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run_all(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        result = run_all(settings, alias=args.champion_alias, register=not args.no_register)
+        result = run_all(
+            settings, alias=args.champion_alias, register=not args.no_register and _main()
+        )
     except ChampionRefusedError as exc:
         logger.error("run-all refused to register a champion: %s", exc)
         _announce(settings, _result_lines(settings))
@@ -350,8 +359,28 @@ def _result_lines(settings: Settings) -> list[str]:
     return [f"results in {settings.out.resolve()}: {', '.join(found)}"]
 
 
+def _main() -> bool:
+    """Rank 0 of a torchrun launch, or a process on its own: the one that registers."""
+    return distributed.is_main()
+
+
+def for_rank(settings: Settings, context: distributed.Context, stack: ExitStack) -> Settings:
+    """This rank's settings: its device; and, on ranks other than 0, no tracking, no model
+    files and a scratch results folder (removed at exit), so that only rank 0 writes."""
+    settings = replace(settings, device=context.device)
+    if context.is_main:
+        tracking.configure(settings.tracking_uri, settings.experiment)
+        return settings
+    tracking.disable()
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"ddnn-rank{context.rank}-"))
+    return replace(settings, out=Path(scratch), save_models=False)
+
+
 def _announce(settings: Settings, lines: Sequence[str]) -> None:
-    """The final "where are the results" lines, on stdout."""
+    """The final "where are the results" lines, on stdout (rank 0's only)."""
+    if not _main():
+        return
     uri = settings.tracking_uri or resolve_tracking_uri()
     ui = f"mlflow ui --backend-store-uri {uri} --port 5000"
     if not uri.startswith(("sqlite:", "postgresql:", "mysql:")):
@@ -378,9 +407,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         settings = build_settings(args)
-        configure_runtime(settings)
-        tracking.configure(settings.tracking_uri, settings.experiment)
-        return COMMANDS[args.command](args, settings)
+        with ExitStack() as stack:
+            context = stack.enter_context(distributed.process_group(settings.device))
+            settings = for_rank(settings, context, stack)
+            configure_runtime(settings)
+            return COMMANDS[args.command](args, settings)
     except (DataError, WindowError, ConfigError, RegistryError) as exc:
         logger.error("%s", exc)
         return EXIT_ERROR

@@ -3,7 +3,8 @@
 What a model is trained on is an `Objective` (training.objectives): the loss of a batch and the
 number early stopping watches. Everything else is the same for every model: AdamW, the schedule,
 clipping, capped steps per epoch, validation after each epoch, early stopping with the best
-weights restored. No CLI, no environment, no MLflow.
+weights restored. No CLI, no environment, no MLflow. Under torchrun the same loop runs on
+every rank (training.distributed: DDP, a shard of each batch, validation summed over ranks).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ddnn.model import ExitOutputs
+from training import distributed
 from training.config import TrainConfig
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -86,32 +88,36 @@ def train_one_epoch(
     if config.max_steps_per_epoch:
         index_batches = index_batches[: config.max_steps_per_epoch]
     for idx in index_batches:
-        loss, parts = objective.loss(model, inputs[idx], targets[idx], epoch)  # forward, loss
-        loss.backward()  # backward
+        part = distributed.shard(idx)  # this rank's rows of the batch (all of them in one process)
+        loss, parts = objective.loss(model, inputs[part.index], targets[part.index], epoch)
+        (loss * part.grad_scale).backward()  # backward (DDP averages the ranks' gradients)
         if config.clip_norm > 0:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)  # clip
         optimizer.step()  # step
         optimizer.zero_grad(set_to_none=True)  # zero_grad
         for key, value in parts.items():
-            totals[key] = totals.get(key, 0.0) + value
+            totals[key] = totals.get(key, 0.0) + part.share * value
+    totals = distributed.all_sum(totals)
     return {key: value / len(index_batches) for key, value in totals.items()}
 
 
 @torch.no_grad()
 def validate(model: nn.Module, data: Tensors, objective: Objective) -> dict[str, float]:
-    """The objective's parts on held-out windows (eval mode, chunked, mean over windows)."""
+    """The objective's parts on held-out windows (eval mode, chunked, mean over windows; each
+    rank computes its block of windows and the weighted parts are summed over the ranks)."""
     inputs, targets = data
     was_training = model.training
     model.eval()
     totals: dict[str, float] = {}
-    for start in range(0, len(inputs), EVAL_CHUNK):
-        chunk = slice(start, start + EVAL_CHUNK)
+    rows = distributed.shard_rows(len(inputs))
+    for start in range(rows.start, rows.stop, EVAL_CHUNK):
+        chunk = slice(start, min(start + EVAL_CHUNK, rows.stop))
         _, parts = objective.loss(model, inputs[chunk], targets[chunk], None)
         weight = len(inputs[chunk]) / len(inputs)
         for key, value in parts.items():
             totals[key] = totals.get(key, 0.0) + weight * value
     model.train(was_training)
-    return totals
+    return distributed.all_sum(totals)
 
 
 @torch.no_grad()
@@ -145,12 +151,13 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
     result = FitResult(best_epoch=-1, best_val=math.inf)
     best_state = copy.deepcopy(model.state_dict())
+    stepped = distributed.wrap(model)  # DDP under torchrun, else the model itself
     for epoch in range(config.epochs):
         lr = learning_rate(epoch, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
         train_parts = train_one_epoch(
-            model, train, objective, optimizer, epoch=epoch, config=config, generator=generator
+            stepped, train, objective, optimizer, epoch=epoch, config=config, generator=generator
         )
         val_parts = validate(model, val, objective)
         metrics = {f"train_{k}": v for k, v in train_parts.items()}

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, HTTPException
 
 from service.allocation import knobs_for
 from service.deps import AdminDep, RawJSONResponse, ReloadError, RuntimeDep, SettingsDep
-from service.schemas import ErrorResponse, LoadedModelInfo, ModelsResponse, ReloadResponse
+from service.schemas import (
+    ErrorResponse,
+    LoadedModelInfo,
+    ModelsResponse,
+    RegistryStatus,
+    ReloadResponse,
+)
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -40,6 +48,7 @@ async def get_models(runtime: RuntimeDep, settings: SettingsDep) -> RawJSONRespo
             role=settings.role,
             loaded_at=None if pair is None else pair.loaded_at,
             last_error=runtime.last_error,
+            registry=RegistryStatus(**asdict(runtime.registry)),
         )
     )
 

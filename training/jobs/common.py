@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 from tqdm import tqdm
 
-from training import tracking
+from training import distributed, tracking
 from training.config import Settings
 from training.data import Prepared, Split
 from training.loop import FitResult, Objective, fit
@@ -63,7 +63,11 @@ def fit_logged(
     name: str,
 ) -> FitResult:
     """fit() with a tqdm bar per epoch and the per-epoch metrics logged with their step."""
-    with tqdm(total=settings.train.epochs, desc=name, unit="epoch", leave=False) as bar:
+    # one progress bar under torchrun: rank 0's
+    quiet = not distributed.is_main()
+    with tqdm(
+        total=settings.train.epochs, desc=name, unit="epoch", leave=False, disable=quiet
+    ) as bar:
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             named = epoch_metric_names(metrics)

@@ -54,7 +54,7 @@ from registry import (
     register_offloader,
     set_alias,
 )
-from training import tracking
+from training import distributed, tracking
 from training.config import OffloaderTraining, Settings
 from training.data import Prepared, prepare
 from training.jobs.common import run_params
@@ -237,7 +237,8 @@ def train_classifier_grid(
 ) -> dict[float, tuple[Offloader, dict[str, float]]]:
     """One classifier per C_T (each a step of the run's ml_grid_* metrics)."""
     trained = {}
-    for step, c_t in enumerate(tqdm(grid, desc="ML offloader per C_T", leave=False)):
+    bar = tqdm(grid, desc="ML offloader per C_T", leave=False, disable=not distributed.is_main())
+    for step, c_t in enumerate(bar):
         net, metrics = train_classifier(model, training, train, val, c_t)
         tracking.log_metrics(
             {f"ml_grid_{k}": v for k, v in metrics.items()} | {"ml_grid_c_t": c_t}, step=step
