@@ -66,7 +66,11 @@ def fit_logged(
     # one progress bar under torchrun: rank 0's
     quiet = not distributed.is_main()
     with tqdm(
-        total=settings.train.epochs, desc=name, unit="epoch", leave=False, disable=quiet
+        total=settings.train.epochs,
+        desc=name,
+        unit="epoch",
+        leave=False,
+        disable=True if quiet else None,
     ) as bar:
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
