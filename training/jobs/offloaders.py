@@ -237,7 +237,8 @@ def train_classifier_grid(
 ) -> dict[float, tuple[Offloader, dict[str, float]]]:
     """One classifier per C_T (each a step of the run's ml_grid_* metrics)."""
     trained = {}
-    bar = tqdm(grid, desc="ML offloader per C_T", leave=False, disable=not distributed.is_main())
+    quiet = not distributed.is_main()
+    bar = tqdm(grid, desc="ML offloader per C_T", leave=False, disable=True if quiet else None)
     for step, c_t in enumerate(bar):
         net, metrics = train_classifier(model, training, train, val, c_t)
         tracking.log_metrics(
