@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings, get_settings
 from service.metrics import ServiceMetrics
-from service.routes import allocations, cloud, health, models
+from service.routes import allocations, cloud, health, models, v2
 from service.runtime import (
     AliasResolver,
     PairLoader,
@@ -87,6 +87,7 @@ def create_app(
     app.include_router(models.router)
     if settings.serves_allocations:
         app.include_router(allocations.router)
+        app.include_router(v2.router)  # the Open Inference Protocol (KServe v2)
     if settings.serves_cloud:
         app.include_router(cloud.router)
     _install_error_handlers(app)
