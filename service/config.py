@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # --- limits and admin ----------------------------------------------------------------
     max_batch: int = Field(default=4096, ge=1)  # windows per batch request
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # requests in flight at once; the next ones get 429 + Retry-After at once (0: no bound).
+    # Probes and /metrics are never shed.
+    max_in_flight: int = Field(default=512, ge=0)
+    shed_retry_after_s: int = Field(default=1, ge=1)  # the Retry-After of a shed request
     admin_api_key: SecretStr | None = None  # None: admin endpoints are disabled (403)
 
     @field_validator("cloud_url")

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings, get_settings
 from service.metrics import ServiceMetrics
+from service.middleware import LoadShedder, RequestIdMiddleware
 from service.routes import allocations, cloud, health, models, v2
 from service.runtime import (
     AliasResolver,
@@ -91,7 +92,13 @@ def create_app(
     if settings.serves_cloud:
         app.include_router(cloud.router)
     _install_error_handlers(app)
+    app.add_middleware(  # innermost of the three: after the size check, counted in the metrics
+        LoadShedder,
+        max_in_flight=settings.max_in_flight,
+        retry_after_s=settings.shed_retry_after_s,
+    )
     app.add_middleware(EdgeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every response carries X-Request-ID
     return app
 
 
