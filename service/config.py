@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ddnn.config import PAPER_RTT_MS
 from ddnn.device import DeviceChoice
 from ddnn.policies import DEFAULT_P_LOCAL, DEFAULT_POLICY, OnlinePolicyName
+from service.precision import CloudPrecision
 
 Role = Literal["edge", "cloud", "both"]
 
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     offloader_model_name: str | None = None
     alias: str = "champion"
     device: DeviceChoice = "auto"  # auto: CUDA when available, else CPU (ddnn.device)
+    # int8: dynamic quantization of the cloud's LSTM and Linear layers (CPU only); float32 by
+    # measurement: no faster on the bench's CPU (bench/results.md), and it moves the answers
+    cloud_precision: CloudPrecision = "float32"
     startup_load_timeout_s: float = Field(default=60.0, gt=0)  # then serve not-ready, keep trying
     load_retry_initial_s: float = Field(default=1.0, gt=0)  # backoff between load attempts
     load_retry_max_s: float = Field(default=60.0, gt=0)
@@ -106,6 +110,8 @@ class Settings(BaseSettings):
     def _check_backoff(self) -> Settings:
         if self.load_retry_max_s < self.load_retry_initial_s:
             raise ValueError("load_retry_max_s must be >= load_retry_initial_s")
+        if self.cloud_precision == "int8" and self.device == "cuda":
+            raise ValueError("cloud_precision=int8 (dynamic quantization) runs on the CPU only")
         return self
 
     @property
