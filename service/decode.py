@@ -123,3 +123,9 @@ def scale_windows(windows: np.ndarray, pair: ServingPair) -> torch.Tensor:
     out *= pair.inv_span
     tensor = torch.from_numpy(out)
     return tensor if pair.device.type == "cpu" else tensor.to(pair.device, non_blocking=True)
+
+
+def check_windows(windows: np.ndarray) -> np.ndarray:
+    """(B, K, N) windows parsed elsewhere (service.fastjson): decode_windows' value checks."""
+    _check_values(windows, single=False)
+    return windows

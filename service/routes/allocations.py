@@ -14,7 +14,13 @@ import time
 from fastapi import APIRouter, Request
 
 from service.allocation import encode_batch, encode_single
-from service.decode import BatchTooLarge, InvalidDemand, decode_demand, decode_windows
+from service.decode import (
+    BatchTooLarge,
+    InvalidDemand,
+    check_windows,
+    decode_demand,
+    decode_windows,
+)
 from service.deps import (
     PairDep,
     RawJSONResponse,
@@ -24,6 +30,7 @@ from service.deps import (
     too_large,
     unprocessable,
 )
+from service.fastjson import parse_batch
 from service.schemas import (
     AllocationRequest,
     AllocationResponse,
@@ -79,10 +86,14 @@ async def create_allocations(
     request: Request, runtime: RuntimeDep, pair: PairDep
 ) -> RawJSONResponse:
     started = _started(request)
-    body = parse_body(BatchAllocationRequest, await request.body())
+    raw, max_batch = await request.body(), runtime.settings.max_batch
+    fast = parse_batch(raw, pair.n_vnfs, pair.n_steps, max_batch)  # JSON windows, well-formed
+    body = fast.request if fast is not None else parse_body(BatchAllocationRequest, raw)
     try:
-        windows = decode_windows(
-            body.windows, body.windows_base64, pair, runtime.settings.max_batch
+        windows = (
+            check_windows(fast.windows)
+            if fast is not None
+            else decode_windows(body.windows, body.windows_base64, pair, max_batch)
         )
     except BatchTooLarge as exc:
         raise too_large(str(exc)) from None
