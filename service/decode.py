@@ -125,7 +125,8 @@ def scale_windows(windows: np.ndarray, pair: ServingPair) -> torch.Tensor:
     return tensor if pair.device.type == "cpu" else tensor.to(pair.device, non_blocking=True)
 
 
-def check_windows(windows: np.ndarray) -> np.ndarray:
-    """(B, K, N) windows parsed elsewhere (service.fastjson): decode_windows' value checks."""
-    _check_values(windows, single=False)
+def check_windows(windows: np.ndarray, *, single: bool = False) -> np.ndarray:
+    """(B, K, N) windows parsed elsewhere (service.fastjson): the value checks of
+    decode_windows (of decode_demand when single)."""
+    _check_values(windows, single=single)
     return windows

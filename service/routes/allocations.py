@@ -30,7 +30,7 @@ from service.deps import (
     too_large,
     unprocessable,
 )
-from service.fastjson import parse_batch
+from service.fastjson import parse_batch, parse_single
 from service.schemas import (
     AllocationRequest,
     AllocationResponse,
@@ -66,9 +66,15 @@ async def create_allocation(
     request: Request, runtime: RuntimeDep, pair: PairDep
 ) -> RawJSONResponse:
     started = _started(request)
-    body = parse_body(AllocationRequest, await request.body())
+    raw = await request.body()
+    fast = parse_single(raw, pair.n_vnfs, pair.n_steps)  # a well-formed window, ~3x faster
+    body = fast.request if fast is not None else parse_body(AllocationRequest, raw)
     try:
-        windows = decode_demand(body.demand, pair)
+        windows = (
+            check_windows(fast.windows, single=True)
+            if fast is not None
+            else decode_demand(body.demand, pair)
+        )
     except InvalidDemand as exc:
         raise unprocessable(str(exc)) from None
     prediction = await runtime.allocate(pair, windows, body.policy, body.transmission_cost, started)

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.fastjson import parse_batch
-from service.schemas import BatchAllocationRequest
+from service.fastjson import parse_batch, parse_single
+from service.schemas import AllocationRequest, BatchAllocationRequest
 from tests.factories import demand_payload
 from tests.service.conftest import K, N
 
@@ -88,3 +88,28 @@ def test_each_thread_parses_with_its_own_parser() -> None:
     for thread in threads:
         thread.join()
     assert results == [True] * 80
+
+
+def test_single_window_fast_path_equals_the_regular_parse() -> None:
+    raw = body(demand=windows(1)[0], policy="cost_aware", transmission_cost=3)
+    fast = parse_single(raw, K, N)
+    assert fast is not None
+    regular = AllocationRequest.model_validate_json(raw)
+    np.testing.assert_array_equal(fast.windows[0], np.asarray(regular.demand))
+    assert fast.windows.shape == (1, K, N)
+    assert (fast.request.policy, fast.request.transmission_cost) == ("cost_aware", 3.0)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        body(demand=windows(2)),  # a batch where one window belongs
+        body(demand=[[1.0] * N] * (K + 1)),
+        body(demand=[[1.0] * (N - 1) + [[1.0]]] + [[1.0] * N] * (K - 1)),
+        body(demand=windows(1)[0], policy="nope"),
+        body(demand=windows(1)[0], windows=windows(1)),
+        body(windows=windows(1)),
+    ],
+)
+def test_single_not_well_formed_takes_the_regular_path(raw: bytes) -> None:
+    assert parse_single(raw, K, N) is None
