@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -185,7 +186,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    command = "python bench/service_latency.py" + "".join(f" {a}" for a in sys.argv[1:])
+    command = shlex.join(["python", "bench/service_latency.py", *sys.argv[1:]])
     text = report(run(args), command)
     sys.stdout.write(text + "\n")
     args.out.write_text(text + "\n")
