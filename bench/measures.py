@@ -4,6 +4,7 @@ httpx (a standard client), and batch throughput."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -25,7 +26,9 @@ sys.path.insert(0, str(REPO))
 from clients import RawClient, http_request  # noqa: E402
 from fixtures import PEAK, K, Models  # noqa: E402
 
+from ddnn.config import CostConfig  # noqa: E402
 from ddnn.policies import (  # noqa: E402
+    COST_AWARE,
     LOCAL,
     ML,
     ONLINE_POLICY_NAMES,
@@ -224,3 +227,69 @@ def httpx_p50s(port: int, peer_port: int, windows: np.ndarray, count: int) -> Ht
                 if i >= 20:  # the first 20 rounds warm up
                     times[name].append(elapsed)
     return HttpxP50(count, *(statistics.median(times[n]) for n in ("healthz", "ours", "peer")))
+
+
+def batch_breakdown(models: Models, windows: np.ndarray, repeats: int = 5) -> dict[str, float]:
+    """Where a JSON batch request's time goes, in-process (ms, medians): the service's own
+    functions on the same body, without HTTP. The regular parse (pydantic + numpy) is timed
+    beside the fast path the endpoint takes."""
+    body = json.dumps(
+        {"windows": windows.tolist(), "policy": COST_AWARE.name, "transmission_cost": 1e9}
+    ).encode()
+    return asyncio.run(_breakdown(_loaded(models), body, repeats))
+
+
+def _loaded(models: Models) -> Any:
+    from registry import DDNNBundle, LoadedPair, ModelRef, OffloaderBundle
+
+    ddnn = DDNNBundle.from_model(models.ddnn, cost=CostConfig(), scaler=models.scaler, metadata={})
+    offloader = OffloaderBundle.from_offloaders(
+        models.offloaders, ddnn_version="1", defaults=models.defaults, metadata={}
+    )
+    ref = ModelRef("bench", "1", None, "champion")
+    return LoadedPair(ddnn, offloader, ref, ref)
+
+
+async def _breakdown(loaded: Any, body: bytes, repeats: int) -> dict[str, float]:
+    from service.allocation import encode_batch
+    from service.config import Settings
+    from service.decode import check_windows, decode_windows
+    from service.fastjson import parse_batch
+    from service.metrics import ServiceMetrics
+    from service.runtime import ServiceRuntime
+    from service.schemas import BatchAllocationRequest
+
+    settings = Settings(_env_file=None, rtt_ms=0.0, torch_threads=1)  # type: ignore[call-arg]
+    runtime = ServiceRuntime(settings, ServiceMetrics(), loader=lambda s: loaded, resolver=None)
+    await runtime.start()
+    pair = runtime.pair
+    assert pair is not None
+    times: dict[str, list[float]] = defaultdict(list)
+    try:
+        for i in range(repeats + 1):
+            marks = [time.perf_counter()]
+            regular = BatchAllocationRequest.model_validate_json(body)
+            decode_windows(regular.windows, None, pair, 4096)
+            marks.append(time.perf_counter())
+            fast = parse_batch(body, pair.n_vnfs, pair.n_steps, 4096)
+            assert fast is not None
+            marks.append(time.perf_counter())
+            windows = check_windows(fast.windows)
+            marks.append(time.perf_counter())
+            prediction = await runtime.allocate(pair, windows, None, 1e9, marks[-1], batch=True)
+            marks.append(time.perf_counter())
+            response = encode_batch(prediction)
+            marks.append(time.perf_counter())
+            response.__pydantic_serializer__.to_json(response)
+            marks.append(time.perf_counter())
+            if i == 0:
+                continue  # warm-up
+            names = ("(for comparison) regular parse: pydantic + numpy", "fast parse: simdjson", "value checks",
+                     "predict (edge + decision + scaling)", "encode", "serialize")  # fmt: skip
+            for name, a, b in zip(names, marks[:-1], marks[1:], strict=True):
+                times[name].append((b - a) * 1e3)
+            times["of which edge pass"].append(prediction.step.edge_ms)
+            times["of which decision"].append(prediction.step.decision_ms)
+    finally:
+        await runtime.stop()
+    return {name: statistics.median(values) for name, values in times.items()}

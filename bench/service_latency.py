@@ -50,6 +50,7 @@ from fixtures import (  # noqa: E402
     save_peer,
 )
 from measures import (  # noqa: E402
+    batch_breakdown,
     httpx_p50s,
     in_process_ml_decision_us,
     kept_local_by_ml,
@@ -155,6 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "others": busy_processes(),
         "ml_us_1": in_process_ml_decision_us(models, windows, 1),
         "ml_us_1024": in_process_ml_decision_us(models, windows, 1024),
+        "breakdown": batch_breakdown(models, windows[:256]),
     }
     with tempfile.TemporaryDirectory(prefix="ddnn-bench-") as tmp:
         root = Path(tmp)
