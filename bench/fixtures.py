@@ -13,7 +13,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -95,12 +95,22 @@ class Models:
     defaults: PolicyDefaults
 
 
-def build_models() -> Models:
+# `make run`'s model (training's "small" profile): the paper's N and K, a cloud 4x smaller
+SMALL_CLOUD = (64, 32)  # cloud_hidden and head_hidden
+SMALL_OFFLOADER = (64, 32)
+
+
+def build_models(size: str = "paper") -> Models:
+    """Paper-size models, or `make run`'s (size="small"); untrained, seeded."""
     torch.manual_seed(0)
     config = DDNNConfig(zero_init_exit=False)  # paper sizes; random exits give a policy mix
+    offloader = OffloaderConfig(N, K)
+    if size == "small":
+        config = replace(config, cloud_hidden=SMALL_CLOUD, head_hidden=SMALL_CLOUD)
+        offloader = replace(offloader, hidden=SMALL_OFFLOADER)
     ddnn = DDNN(config).eval()
     offloaders = {
-        name: Offloader(OffloaderConfig(N, K, kind=kind)).eval()
+        name: Offloader(replace(offloader, kind=kind)).eval()
         for name, kind in OFFLOADER_NETWORKS.items()
     }
     scaler = MinMaxScaler(minimum=np.zeros(K), maximum=np.full(K, PEAK))

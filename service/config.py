@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ddnn.config import PAPER_RTT_MS
 from ddnn.device import DeviceChoice
 from ddnn.policies import DEFAULT_P_LOCAL, DEFAULT_POLICY, OnlinePolicyName
+from service.precision import CloudPrecision
 
 Role = Literal["edge", "cloud", "both"]
 
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     offloader_model_name: str | None = None
     alias: str = "champion"
     device: DeviceChoice = "auto"  # auto: CUDA when available, else CPU (ddnn.device)
+    # int8: dynamic quantization of the cloud's LSTM and Linear layers (CPU only); float32 by
+    # measurement: no faster on the bench's CPU (bench/results.md), and it moves the answers
+    cloud_precision: CloudPrecision = "float32"
     startup_load_timeout_s: float = Field(default=60.0, gt=0)  # then serve not-ready, keep trying
     load_retry_initial_s: float = Field(default=1.0, gt=0)  # backoff between load attempts
     load_retry_max_s: float = Field(default=60.0, gt=0)
@@ -79,6 +83,10 @@ class Settings(BaseSettings):
     # --- limits and admin ----------------------------------------------------------------
     max_batch: int = Field(default=4096, ge=1)  # windows per batch request
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # requests in flight at once; the next ones get 429 + Retry-After at once (0: no bound).
+    # Probes and /metrics are never shed.
+    max_in_flight: int = Field(default=512, ge=0)
+    shed_retry_after_s: int = Field(default=1, ge=1)  # the Retry-After of a shed request
     admin_api_key: SecretStr | None = None  # None: admin endpoints are disabled (403)
 
     @field_validator("cloud_url")
@@ -102,6 +110,8 @@ class Settings(BaseSettings):
     def _check_backoff(self) -> Settings:
         if self.load_retry_max_s < self.load_retry_initial_s:
             raise ValueError("load_retry_max_s must be >= load_retry_initial_s")
+        if self.cloud_precision == "int8" and self.device == "cuda":
+            raise ValueError("cloud_precision=int8 (dynamic quantization) runs on the CPU only")
         return self
 
     @property

@@ -123,3 +123,10 @@ def scale_windows(windows: np.ndarray, pair: ServingPair) -> torch.Tensor:
     out *= pair.inv_span
     tensor = torch.from_numpy(out)
     return tensor if pair.device.type == "cpu" else tensor.to(pair.device, non_blocking=True)
+
+
+def check_windows(windows: np.ndarray, *, single: bool = False) -> np.ndarray:
+    """(B, K, N) windows parsed elsewhere (service.fastjson): the value checks of
+    decode_windows (of decode_demand when single)."""
+    _check_values(windows, single=single)
+    return windows

@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings, get_settings
 from service.metrics import ServiceMetrics
-from service.routes import allocations, cloud, health, models
+from service.middleware import LoadShedder, RequestIdMiddleware
+from service.routes import allocations, cloud, health, models, v2
 from service.runtime import (
     AliasResolver,
     PairLoader,
@@ -87,10 +88,17 @@ def create_app(
     app.include_router(models.router)
     if settings.serves_allocations:
         app.include_router(allocations.router)
+        app.include_router(v2.router)  # the Open Inference Protocol (KServe v2)
     if settings.serves_cloud:
         app.include_router(cloud.router)
     _install_error_handlers(app)
+    app.add_middleware(  # innermost of the three: after the size check, counted in the metrics
+        LoadShedder,
+        max_in_flight=settings.max_in_flight,
+        retry_after_s=settings.shed_retry_after_s,
+    )
     app.add_middleware(EdgeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every response carries X-Request-ID
     return app
 
 

@@ -38,6 +38,7 @@ from service.cloud import CloudLink, LocalCloud, RemoteCloud, SimulatedLink
 from service.config import Settings
 from service.metrics import ServiceMetrics
 from service.pair import PolicyOptions, ServingPair, place_models
+from service.precision import cloud_for_serving
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ class ServiceRuntime:
             config=ddnn.config,
             edge=ddnn.edge,
             cloud=LocalCloud(
-                ddnn.cloud,
+                cloud_for_serving(ddnn.cloud, self.settings.cloud_precision, device),
                 max_batch=self.settings.cloud_max_batch,
                 max_wait_s=self.settings.cloud_batch_wait_ms / 1e3,
                 on_batch=self.metrics.observe_cloud_batch,

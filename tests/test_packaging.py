@@ -28,6 +28,7 @@ IMPORT_TO_DIST = {
     "prometheus_client": "prometheus-client",
     "pydantic_core": "pydantic",  # installed with pydantic
     "starlette": "fastapi",  # installed with fastapi
+    "simdjson": "pysimdjson",
 }
 ROLES = {"serve": ("ddnn", "registry", "service"), "train": ("ddnn", "registry", "training")}
 

@@ -14,7 +14,13 @@ import time
 from fastapi import APIRouter, Request
 
 from service.allocation import encode_batch, encode_single
-from service.decode import BatchTooLarge, InvalidDemand, decode_demand, decode_windows
+from service.decode import (
+    BatchTooLarge,
+    InvalidDemand,
+    check_windows,
+    decode_demand,
+    decode_windows,
+)
 from service.deps import (
     PairDep,
     RawJSONResponse,
@@ -24,6 +30,7 @@ from service.deps import (
     too_large,
     unprocessable,
 )
+from service.fastjson import parse_batch, parse_single
 from service.schemas import (
     AllocationRequest,
     AllocationResponse,
@@ -59,9 +66,15 @@ async def create_allocation(
     request: Request, runtime: RuntimeDep, pair: PairDep
 ) -> RawJSONResponse:
     started = _started(request)
-    body = parse_body(AllocationRequest, await request.body())
+    raw = await request.body()
+    fast = parse_single(raw, pair.n_vnfs, pair.n_steps)  # a well-formed window, ~3x faster
+    body = fast.request if fast is not None else parse_body(AllocationRequest, raw)
     try:
-        windows = decode_demand(body.demand, pair)
+        windows = (
+            check_windows(fast.windows, single=True)
+            if fast is not None
+            else decode_demand(body.demand, pair)
+        )
     except InvalidDemand as exc:
         raise unprocessable(str(exc)) from None
     prediction = await runtime.allocate(pair, windows, body.policy, body.transmission_cost, started)
@@ -79,10 +92,14 @@ async def create_allocations(
     request: Request, runtime: RuntimeDep, pair: PairDep
 ) -> RawJSONResponse:
     started = _started(request)
-    body = parse_body(BatchAllocationRequest, await request.body())
+    raw, max_batch = await request.body(), runtime.settings.max_batch
+    fast = parse_batch(raw, pair.n_vnfs, pair.n_steps, max_batch)  # JSON windows, well-formed
+    body = fast.request if fast is not None else parse_body(BatchAllocationRequest, raw)
     try:
-        windows = decode_windows(
-            body.windows, body.windows_base64, pair, runtime.settings.max_batch
+        windows = (
+            check_windows(fast.windows)
+            if fast is not None
+            else decode_windows(body.windows, body.windows_base64, pair, max_batch)
         )
     except BatchTooLarge as exc:
         raise too_large(str(exc)) from None

@@ -1,0 +1,162 @@
+"""Remote decisions at 64 concurrent clients with the paper's 42.46 ms RTT, in several setups:
+the cloud in-process behind a simulated round trip (asyncio.sleep), or a cloud-role process
+behind a TCP proxy that delays each direction by half the RTT (bench/delay_proxy.py); float32 or
+int8 cloud; one or two torch threads for the cloud; paper-size or `make run`'s model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from clients import http_request, raw_async  # noqa: E402
+from fixtures import child_env, free_port, process  # noqa: E402
+
+from ddnn.config import PAPER_RTT_MS  # noqa: E402
+from ddnn.policies import REMOTE  # noqa: E402
+
+log = logging.getLogger("bench")
+CLIENTS = 64
+
+
+@dataclass(frozen=True)
+class Setup:
+    label: str
+    size: str  # "paper" or "small" (`make run`'s model)
+    cloud: str  # "simulated" (in-process) or "process" (a cloud-role process behind the proxy)
+    precision: str = "float32"
+    cloud_threads: int = 1
+
+
+SETUPS = (
+    Setup("paper, cloud in-process (simulated RTT)", "paper", "simulated"),
+    Setup("paper, cloud in-process, int8", "paper", "simulated", "int8"),
+    Setup("paper, cloud process behind the RTT proxy", "paper", "process"),
+    Setup("paper, cloud process, 2 torch threads", "paper", "process", cloud_threads=2),
+    Setup("paper, cloud process, int8", "paper", "process", "int8"),
+    Setup("make run model, cloud in-process (simulated RTT)", "small", "simulated"),
+    Setup("make run model, cloud process behind the RTT proxy", "small", "process"),
+)
+
+
+def service_env(port: int, uri: str, **extra: str) -> dict[str, str]:
+    return child_env(
+        PORT=str(port),
+        DDNN_TRACKING_URI=uri,
+        DDNN_LOG_LEVEL="warning",
+        DDNN_ACCESS_LOG="false",
+        DDNN_TORCH_THREADS="1",
+        **extra,
+    )
+
+
+@contextmanager
+def serving(setup: Setup, uri: str, root: Path) -> Iterator[int]:
+    """The setup's processes; yields the port to send allocations to."""
+    service = [sys.executable, "-m", "service"]
+    precision = {"DDNN_CLOUD_PRECISION": setup.precision}
+    edge_port = free_port()
+    name = setup.label.replace(" ", "-").replace(",", "").replace("(", "").replace(")", "")
+    with ExitStack() as stack:
+        if setup.cloud == "simulated":
+            env = service_env(edge_port, uri, DDNN_RTT_MS=str(PAPER_RTT_MS), **precision)
+        else:
+            cloud_port, proxy_port = free_port(), free_port()
+            cloud_env = service_env(cloud_port, uri, DDNN_ROLE="cloud", **precision)
+            cloud_env.update(
+                DDNN_TORCH_THREADS=str(setup.cloud_threads),
+                OMP_NUM_THREADS=str(setup.cloud_threads),
+            )
+            url = f"http://127.0.0.1:{cloud_port}/readyz"
+            stack.enter_context(process(service, cloud_env, root / f"{name}-cloud.log", url))
+            proxy = [sys.executable, str(REPO / "bench" / "delay_proxy.py"), "--listen",
+                     str(proxy_port), "--target", str(cloud_port), "--delay-ms",
+                     str(PAPER_RTT_MS / 2)]  # fmt: skip
+            url = f"http://127.0.0.1:{proxy_port}/readyz"
+            stack.enter_context(process(proxy, child_env(), root / f"{name}-proxy.log", url))
+            env = service_env(
+                edge_port, uri, DDNN_ROLE="edge", DDNN_CLOUD_URL=f"http://127.0.0.1:{proxy_port}"
+            )
+        url = f"http://127.0.0.1:{edge_port}/readyz"
+        stack.enter_context(process(service, env, root / f"{name}-edge.log", url))
+        yield edge_port
+
+
+async def remote_load(
+    port: int, windows: np.ndarray, clients: int, seconds: float
+) -> dict[str, Any]:
+    """`clients` connections, each sending policy=remote requests back to back."""
+    requests = [
+        http_request(
+            "127.0.0.1",
+            "/v1/allocations",
+            json.dumps(
+                {"demand": windows[i % len(windows)].tolist(), "policy": REMOTE.name}
+            ).encode(),
+        )
+        for i in range(clients)
+    ]
+    latencies: list[float] = []
+    answers: list[bytes] = []
+    statuses: dict[int, int] = defaultdict(int)
+
+    async def worker(request: bytes, until: float, record: bool) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < until:
+                started = time.perf_counter()
+                status, answer = await raw_async(reader, writer, request)
+                if record:
+                    latencies.append((time.perf_counter() - started) * 1e3)
+                    statuses[status] += 1
+                    if status == 200:
+                        answers.append(answer)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(r, time.perf_counter() + 2.0, False) for r in requests))
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(r, started + seconds, True) for r in requests))
+    elapsed = time.perf_counter() - started
+    parsed = [json.loads(a) for a in answers]
+    exits: dict[str, int] = defaultdict(int)
+    for answer in parsed:
+        exits[answer["exit"]] += 1
+    stage = {
+        k: statistics.median(a["latency_ms"][k] for a in parsed) for k in parsed[0]["latency_ms"]
+    }
+    return {
+        # remote decisions: answers the cloud gave (a local fallback is not a remote decision)
+        "rate": exits.get("remote", 0) / elapsed,
+        "p50": float(np.percentile(latencies, 50)),
+        "p99": float(np.percentile(latencies, 99)),
+        "n": len(parsed),
+        "exits": dict(exits),
+        "errors": sum(n for s, n in statuses.items() if s != 200),
+        "stages": stage,
+    }
+
+
+def measure_setups(
+    setups: tuple[Setup, ...], uris: dict[str, str], windows: np.ndarray, seconds: float, root: Path
+) -> list[tuple[Setup, dict[str, Any]]]:
+    results = []
+    for setup in setups:
+        log.info("remote load: %s", setup.label)
+        with serving(setup, uris[setup.size], root) as port:
+            results.append((setup, asyncio.run(remote_load(port, windows, CLIENTS, seconds))))
+    return results
