@@ -7,6 +7,7 @@ metrics), ``PairDep`` (the serving pair; 503 while not ready), ``AdminDep`` (X-A
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
@@ -105,10 +106,23 @@ def parse_body(model: type[M], body: bytes) -> M:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        for error in errors:
-            error["loc"] = ("body", *error["loc"])
-        raise RequestValidationError(errors) from None
+        raise RequestValidationError(body_errors(exc)) from None
+
+
+def body_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """A body's validation errors located under `body`, without the input except the value of
+    a non-finite number (which names what was refused: nan, inf or -inf)."""
+    located: list[dict[str, Any]] = []
+    for error in exc.errors(include_url=False):
+        message = error["msg"]
+        if error["type"] == "finite_number":
+            message = f"{message}, got {error.get('input')}"
+        item: dict[str, Any] = {"type": error["type"], "loc": ("body", *error["loc"])}
+        item["msg"] = message
+        if "ctx" in error:
+            item["ctx"] = error["ctx"]
+        located.append(item)
+    return located
 
 
 def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -137,7 +151,18 @@ class RawJSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         model: BaseModel = content
-        return model.__pydantic_serializer__.to_json(model)
+        body: bytes = model.__pydantic_serializer__.to_json(model)
+        if b"NaN" in body or b"Infinity" in body:  # rare: then tell a constant from a string
+            json.loads(body, parse_constant=_refuse_constant)
+        return body
+
+
+class NonFiniteAnswer(ValueError):
+    """An answer holds NaN or Infinity: not JSON, so it is not sent (the client gets a 500)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NonFiniteAnswer(f"the answer holds a non-finite number ({name}); it was not sent")
 
 
 def unprocessable(message: str, code: str = "invalid_demand") -> HTTPException:

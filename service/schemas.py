@@ -48,12 +48,23 @@ _EXAMPLE_SENTENCE = (  # what COST_AWARE.explain writes for the example below
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request: no unknown fields, and only finite numbers (NaN, Infinity and overflowing
+    literals such as 1e999 are refused with 422, wherever they are)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class _Answer(BaseModel):
+    """A response: NaN and Infinity are rendered as JS constants (not pydantic's default null)
+    so that service.deps.RawJSONResponse can find them and refuse to send the answer."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
 
 class AllocationRequest(_Strict):
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [
                 {"demand": _DEMAND_EXAMPLE, "policy": COST_AWARE.name, "transmission_cost": 0.05}
@@ -69,6 +80,7 @@ class AllocationRequest(_Strict):
 class BatchAllocationRequest(_Strict):
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [{"windows": [_DEMAND_EXAMPLE, _DEMAND_EXAMPLE], "policy": ML.name}]
         },
@@ -88,7 +100,7 @@ class BatchAllocationRequest(_Strict):
     transmission_cost: float | None = Field(default=None, ge=0, description=_COST_DOC)
 
 
-class Rationale(BaseModel):
+class Rationale(_Answer):
     policy: OnlinePolicyName
     score: float | None = Field(
         description=f"What the policy compared (null for {LOCAL.name} and {REMOTE.name})."
@@ -107,7 +119,7 @@ class Rationale(BaseModel):
     sentence: str = Field(description="One readable sentence explaining the answer.")
 
 
-class LatencyBreakdown(BaseModel):
+class LatencyBreakdown(_Answer):
     edge: float = Field(description="Edge model compute (ms).")
     decision: float = Field(description="Offloading decision (ms).")
     rtt: float = Field(description="Edge-cloud round trip, simulated or measured (ms).")
@@ -116,13 +128,13 @@ class LatencyBreakdown(BaseModel):
     total: float = Field(description="Whole request inside the service (ms).")
 
 
-class ModelVersions(BaseModel):
+class ModelVersions(_Answer):
     ddnn: str
     offloader: str
     alias: str
 
 
-class AllocationResult(BaseModel):
+class AllocationResult(_Answer):
     decision: Where = Field(description="What the policy decided.")
     exit: Where = Field(description="The exit that produced the allocation (local on fallback).")
     allocation: list[float] = Field(description="K allocations in data units (not clipped).")
@@ -167,7 +179,7 @@ class AllocationResponse(AllocationResult):
     models: ModelVersions
 
 
-class BatchAllocationResponse(BaseModel):
+class BatchAllocationResponse(_Answer):
     results: list[AllocationResult]
     share_local: float = Field(description="Share of windows answered by the local exit.")
     uplink_bytes: int = Field(description="Total float32 bytes sent to the cloud for the batch.")
@@ -178,6 +190,7 @@ class BatchAllocationResponse(BaseModel):
 class CloudInferRequest(_Strict):
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [{"ddnn_version": "3", "z": [[[0.1], [0.2]]], "context": [[0.4, 0.5]]}]
         },
@@ -188,7 +201,7 @@ class CloudInferRequest(_Strict):
     context: list[list[float]] = Field(description="(B, C) floats that travel with z.")
 
 
-class CloudInferResponse(BaseModel):
+class CloudInferResponse(_Answer):
     y: list[list[float]] = Field(description="(B, K) remote exits in normalised units.")
     ddnn_version: str
     cloud_ms: float = Field(description="Cloud compute for the batch this request joined (ms).")
@@ -196,13 +209,13 @@ class CloudInferResponse(BaseModel):
     batch_size: int
 
 
-class LoadedModelInfo(BaseModel):
+class LoadedModelInfo(_Answer):
     name: str
     version: str
     run_id: str | None
 
 
-class RegistryStatus(BaseModel):
+class RegistryStatus(_Answer):
     reachable: bool | None = Field(
         description=(
             "Whether the alias poller's last look reached the model registry (null before its "
@@ -214,7 +227,7 @@ class RegistryStatus(BaseModel):
     error: str | None = Field(description="Why the last look failed (null when it succeeded).")
 
 
-class ModelsResponse(BaseModel):
+class ModelsResponse(_Answer):
     ready: bool
     alias: str
     ddnn: LoadedModelInfo | None
@@ -240,17 +253,17 @@ class ModelsResponse(BaseModel):
     registry: RegistryStatus
 
 
-class ReloadResponse(BaseModel):
+class ReloadResponse(_Answer):
     reloaded: bool = Field(description="False when the alias still points at the loaded pair.")
     previous: ModelVersions | None
     current: ModelVersions
 
 
-class HealthResponse(BaseModel):
+class HealthResponse(_Answer):
     status: Literal["ok"]
 
 
-class ReadinessResponse(BaseModel):
+class ReadinessResponse(_Answer):
     ready: bool
     reason: str | None = None
     models: ModelVersions | None = None
