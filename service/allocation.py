@@ -14,9 +14,10 @@ Every decision goes through the policy table (ddnn.policies): one `Evidence` per
 knobs resolved by `resolve_knobs` (the request's C_T, else the settings, else the bundle), and
 `policy.decide`; no rule is written here.
 
-The allocation is the model's output mapped back with the scaler's inverse, NOT clipped: a
-model may answer slightly below zero for a VNF whose demand is near zero, and hiding that would
-hide a model problem; clients that need a floor apply it themselves (documented in the API).
+The allocation is the model's output mapped back with the scaler's inverse and floored at
+zero: an allocation is an amount of compute, but a model may answer below zero for a VNF whose
+demand is near zero (a flat window does it). The answer says when it was clipped (`clipped`,
+and a sentence in the rationale), so a model problem is not hidden.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class Prediction:
 
     pair: ServingPair
     step: EdgeStep
-    allocation: np.ndarray  # (B, K) data units
+    allocation: np.ndarray  # (B, K) data units, >= 0
     exit_local: np.ndarray  # (B,) bool: the decision, with fallbacks turned local
     requested_cost: float | None
     fallback: str | None = None
@@ -114,6 +115,7 @@ class Prediction:
     cloud_ms: float = 0.0
     cloud_batch: int = 0
     total_ms: float = 0.0
+    clipped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (B,)
     _latency: LatencyBreakdown | None = field(default=None, repr=False)  # built once, when asked
 
     @property
@@ -218,7 +220,9 @@ async def predict(
     if remote_rows.size:
         y = await _remote(prediction, link, remote_rows, cloud_timeout_s)
     with torch.inference_mode():
-        prediction.allocation = pair.scaler.inverse(y.cpu().numpy().astype(np.float64))
+        allocation = pair.scaler.inverse(y.cpu().numpy().astype(np.float64))
+    prediction.clipped = np.count_nonzero(allocation < 0, axis=1)  # VNFs below zero, per window
+    prediction.allocation = np.maximum(allocation, 0.0, out=allocation)  # NaN stays NaN
     prediction.total_ms = (time.perf_counter() - started) * 1e3
     return prediction
 
@@ -266,6 +270,7 @@ def encode_single(prediction: Prediction) -> AllocationResponse:
         decision=sample.decisions[0],
         exit=sample.exits[0],
         allocation=sample.allocations[0],
+        clipped=sample.clipped[0] > 0,
         rationale=sample.rationale(0),
         uplink_bytes=sample.uplink_bytes[0],
         latency_ms=prediction.latency(),
@@ -281,6 +286,7 @@ def encode_batch(prediction: Prediction) -> BatchAllocationResponse:
             decision=samples.decisions[i],
             exit=samples.exits[i],
             allocation=samples.allocations[i],
+            clipped=samples.clipped[i] > 0,
             rationale=samples.rationale(i),
             uplink_bytes=samples.uplink_bytes[i],
         )
@@ -290,6 +296,7 @@ def encode_batch(prediction: Prediction) -> BatchAllocationResponse:
     return BatchAllocationResponse.model_construct(
         results=results,
         share_local=float(prediction.exit_local.mean()),
+        clipped=int(np.count_nonzero(prediction.clipped)),
         uplink_bytes=sent * prediction.pair.uplink_bytes_per_sample,
         latency_ms=prediction.latency(),
         models=prediction.pair.versions(),
@@ -309,6 +316,7 @@ class _Samples:
         self.decisions: list[Where] = ["local" if here else "remote" for here in local]
         self.exits: list[Where] = ["local" if here else "remote" for here in exits]
         self.allocations: list[list[float]] = prediction.allocation.tolist()
+        self.clipped: list[int] = prediction.clipped.tolist()
         self.uplink_bytes = [0 if here else per_sample for here in local]
         self.fallbacks = [
             prediction.fallback if exit_ and not here else None
@@ -332,8 +340,15 @@ class _Samples:
             transmission_cost=prediction.step.governing_cost,
             requested_transmission_cost=prediction.requested_cost,
             fallback=fallback,
-            sentence=_sentence(decision, i, fallback) + self.note,
+            sentence=_sentence(decision, i, fallback) + self.note + _clip_note(self.clipped[i]),
         )
+
+
+def _clip_note(below_zero: int) -> str:
+    if not below_zero:
+        return ""
+    vnfs = "VNF" if below_zero == 1 else "VNFs"
+    return f" The model answered below zero for {below_zero} {vnfs}: clipped at 0."
 
 
 def _sentence(decision: Decision, i: int, fallback: str | None) -> str:

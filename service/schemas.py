@@ -137,7 +137,15 @@ class ModelVersions(_Answer):
 class AllocationResult(_Answer):
     decision: Where = Field(description="What the policy decided.")
     exit: Where = Field(description="The exit that produced the allocation (local on fallback).")
-    allocation: list[float] = Field(description="K allocations in data units (not clipped).")
+    allocation: list[float] = Field(
+        description=(
+            "K allocations in data units, never below zero: a model output below zero (for a "
+            "VNF whose demand is near zero) is set to 0, and `clipped` says so."
+        )
+    )
+    clipped: bool = Field(
+        description="True when the model answered below zero for at least one VNF (set to 0)."
+    )
     rationale: Rationale
     uplink_bytes: int = Field(description="float32 bytes of z + context sent; 0 when local.")
 
@@ -150,6 +158,7 @@ class AllocationResponse(AllocationResult):
                     "decision": "remote",
                     "exit": "remote",
                     "allocation": [131.9, 84.2],
+                    "clipped": False,
                     "rationale": {
                         "policy": COST_AWARE.name,
                         "score": 0.21,
@@ -182,6 +191,7 @@ class AllocationResponse(AllocationResult):
 class BatchAllocationResponse(_Answer):
     results: list[AllocationResult]
     share_local: float = Field(description="Share of windows answered by the local exit.")
+    clipped: int = Field(description="Windows with an allocation clipped at zero (see results).")
     uplink_bytes: int = Field(description="Total float32 bytes sent to the cloud for the batch.")
     latency_ms: LatencyBreakdown = Field(description="For the whole batch (one RTT).")
     models: ModelVersions
