@@ -43,7 +43,7 @@ from ddnn.policies import (
     resolve_knobs,
 )
 from service.cloud import CloudLink, CloudUnavailable, call_with_timeout
-from service.decode import InvalidDemand, scale_windows
+from service.decode import InvalidDemand, decode_cloud_inputs, scale_windows
 from service.pair import PolicyOptions, ServingPair
 from service.schemas import (
     AllocationResponse,
@@ -393,22 +393,16 @@ async def serve_cloud(pair: ServingPair, request: CloudInferRequest) -> CloudInf
             f"from version {request.ddnn_version}"
         )
     config = pair.config
-    z = torch.tensor(request.z, dtype=torch.float32)
-    context = torch.tensor(request.context, dtype=torch.float32)
-    expected_z = (z.shape[0], config.n_steps, config.edge_hidden)
-    if z.ndim != 3 or tuple(z.shape) != expected_z:
-        raise InvalidDemand(f"z has shape {tuple(z.shape)}, expected (B, N, H_e) = {expected_z}")
-    if context.shape[0] != z.shape[0] or (
-        context.numel() and context.shape[1] != config.context_size
-    ):
-        raise InvalidDemand(
-            f"context has shape {tuple(context.shape)}, expected (B, C) = "
-            f"({z.shape[0]}, {config.context_size})"
-        )
-    context = context.reshape(z.shape[0], config.context_size)
-    if not (torch.isfinite(z).all() and torch.isfinite(context).all()):
-        raise InvalidDemand("z and context must be finite numbers")
-    answer = await pair.cloud.infer(z.to(pair.device), context.to(pair.device))
+    z, context = decode_cloud_inputs(
+        request.z,
+        request.context,
+        n_steps=config.n_steps,
+        edge_hidden=config.edge_hidden,
+        context_size=config.context_size,
+    )
+    answer = await pair.cloud.infer(
+        torch.from_numpy(z).to(pair.device), torch.from_numpy(context).to(pair.device)
+    )
     return CloudInferResponse.model_construct(
         y=answer.y.cpu().tolist(),
         ddnn_version=pair.ddnn_version,

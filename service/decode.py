@@ -116,6 +116,60 @@ def _check_values(windows: np.ndarray, *, single: bool) -> None:
     raise InvalidDemand(f"{where} = {value:g} is too large (at most {MAX_DEMAND:g})")
 
 
+# ---- the cloud role's inputs ------------------------------------------------------------------
+
+
+def decode_cloud_inputs(
+    z: Sequence[Sequence[Sequence[float]]],
+    context: Sequence[Sequence[float]],
+    *,
+    n_steps: int,
+    edge_hidden: int,
+    context_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """z (B, N, H_e) and context (B, C) as float32 arrays; a ragged or wrongly sized list is
+    named (e.g. ``z[1] holds 11 items, expected N = 12``)."""
+    batch = len(z)
+    z_array = _regular(z, (batch, n_steps, edge_hidden), ("B", "N", "H_e"), "z")
+    context_array = _regular(context, (batch, context_size), ("B", "C"), "context")
+    check_cloud_values(z_array, context_array)
+    return z_array, context_array
+
+
+def check_cloud_values(z: np.ndarray, context: np.ndarray) -> None:
+    for name, array in (("z", z), ("context", context)):
+        if not np.isfinite(array).all():
+            raise InvalidDemand(f"{name} must be finite numbers (no NaN or inf)")
+
+
+def _regular(
+    values: Sequence[object], shape: tuple[int, ...], labels: tuple[str, ...], name: str
+) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float32)
+    except ValueError:  # ragged: the walk below names the first misfit
+        array = np.empty(0, dtype=np.float32)
+    if array.shape != shape:
+        misfit = _first_misfit(values, shape, labels, name) or f"{name} has shape {array.shape}"
+        raise InvalidDemand(f"{misfit}; expected ({', '.join(labels)}) = {shape}")
+    return array
+
+
+def _first_misfit(
+    values: object, shape: tuple[int, ...], labels: tuple[str, ...], where: str
+) -> str | None:
+    """The first list whose length is not the expected one, e.g. 'z[1] holds 11 items, not
+    N = 12' (None when every length fits)."""
+    if not isinstance(values, Sequence) or len(values) != shape[0]:
+        size = len(values) if isinstance(values, Sequence) else "no"
+        return f"{where} holds {size} items, not {labels[0]} = {shape[0]}"
+    for i, item in enumerate(values if len(shape) > 1 else ()):
+        found = _first_misfit(item, shape[1:], labels[1:], f"{where}[{i}]")
+        if found:
+            return found
+    return None
+
+
 def scale_windows(windows: np.ndarray, pair: ServingPair) -> torch.Tensor:
     """(B, K, N) data units -> (B, N, K) float32 model input on the pair's device."""
     out = np.empty((windows.shape[0], pair.n_steps, pair.n_vnfs), dtype=np.float32)
