@@ -203,6 +203,7 @@ async def predict(
     options: PolicyOptions,
     cloud_timeout_s: float,
     started: float,
+    count_timeout: bool = True,
 ) -> Prediction:
     """Edge + policy for the batch, the cloud for its remote subset (fallback: local)."""
     chosen = policy_named(policy, options)
@@ -218,7 +219,7 @@ async def predict(
     y = step.y_local
     remote_rows = np.flatnonzero(~local)
     if remote_rows.size:
-        y = await _remote(prediction, link, remote_rows, cloud_timeout_s)
+        y = await _remote(prediction, link, remote_rows, cloud_timeout_s, count_timeout)
     with torch.inference_mode():
         allocation = pair.scaler.inverse(y.cpu().numpy().astype(np.float64))
     prediction.clipped = np.count_nonzero(allocation < 0, axis=1)  # VNFs below zero, per window
@@ -228,7 +229,11 @@ async def predict(
 
 
 async def _remote(
-    prediction: Prediction, link: CloudLink, rows: np.ndarray, timeout_s: float
+    prediction: Prediction,
+    link: CloudLink,
+    rows: np.ndarray,
+    timeout_s: float,
+    count_timeout: bool,
 ) -> torch.Tensor:
     """Send z and context of the remote rows; on failure keep the local exits and note why."""
     step, pair = prediction.step, prediction.pair
@@ -239,7 +244,12 @@ async def _remote(
     cloud_started = time.perf_counter()
     try:
         answer = await call_with_timeout(
-            link, z, context, ddnn_version=pair.ddnn_version, timeout_s=timeout_s
+            link,
+            z,
+            context,
+            ddnn_version=pair.ddnn_version,
+            timeout_s=timeout_s,
+            count_timeout=count_timeout,
         )
     except CloudUnavailable as exc:
         prediction.fallback = exc.reason

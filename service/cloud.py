@@ -30,6 +30,7 @@ import httpx
 import torch
 
 from ddnn.model import CloudModel
+from service.breaker import CircuitBreaker, CircuitOpen, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +65,21 @@ class CloudAnswer:
 
 
 class CloudLink(Protocol):
-    """What the edge calls for its remote subset."""
+    """What the edge calls for its remote subset. `timeout_s` is the caller's deadline for the
+    whole remote leg (None: none); `count_timeout` whether missing it is a cloud failure (a
+    single request's deadline is; a batch's, which grows with the batch, is not)."""
 
     async def infer(
-        self, z: torch.Tensor, context: torch.Tensor, *, ddnn_version: str
+        self,
+        z: torch.Tensor,
+        context: torch.Tensor,
+        *,
+        ddnn_version: str,
+        timeout_s: float | None = None,
+        count_timeout: bool = True,
     ) -> CloudAnswer: ...
 
     def describe(self) -> str: ...
-
-    def report_failure(self, reason: str) -> None: ...
 
 
 @dataclass
@@ -281,8 +288,21 @@ class SimulatedLink:
         self._rng = rng or random.Random()
 
     async def infer(
-        self, z: torch.Tensor, context: torch.Tensor, *, ddnn_version: str
+        self,
+        z: torch.Tensor,
+        context: torch.Tensor,
+        *,
+        ddnn_version: str,
+        timeout_s: float | None = None,
+        count_timeout: bool = True,
     ) -> CloudAnswer:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._round_trip(z, context)
+        except TimeoutError as exc:
+            raise CloudUnavailable(missed_deadline(timeout_s), kind="timeout") from exc
+
+    async def _round_trip(self, z: torch.Tensor, context: torch.Tensor) -> CloudAnswer:
         delay_ms = self.rtt_ms
         if self.jitter_ms > 0:
             delay_ms = max(0.0, delay_ms + self._rng.uniform(-self.jitter_ms, self.jitter_ms))
@@ -299,9 +319,6 @@ class SimulatedLink:
 
     def describe(self) -> str:
         return "simulated"
-
-    def report_failure(self, reason: str) -> None:
-        """Nothing to remember: the simulated cloud is always there."""
 
 
 class RemoteCloud:
@@ -327,23 +344,57 @@ class RemoteCloud:
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
         self._batchers: dict[str, DynamicBatcher] = {}  # one per DDNN version: z is version-bound
-        self._down_until = 0.0
-        self._last_failure = ""
+        self.breaker = CircuitBreaker(retry_after_s)
 
     def describe(self) -> str:
         return self.url
 
     async def infer(
-        self, z: torch.Tensor, context: torch.Tensor, *, ddnn_version: str
+        self,
+        z: torch.Tensor,
+        context: torch.Tensor,
+        *,
+        ddnn_version: str,
+        timeout_s: float | None = None,
+        count_timeout: bool = True,
     ) -> CloudAnswer:
-        now = time.monotonic()
-        if now < self._down_until:
+        """Through the breaker: refused at once while it is open; each call's outcome counts
+        in the breaker's generation it was admitted in (service.breaker)."""
+        ticket = self._admit()
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = await self._batcher(ddnn_version).submit(z, context)
+        except TimeoutError as exc:
+            reason = missed_deadline(timeout_s)
+            if count_timeout:
+                self.breaker.failed(ticket, reason)
+            else:
+                self.breaker.abandoned(ticket)
+            raise CloudUnavailable(reason, kind="timeout") from exc
+        except CloudUnavailable as exc:
+            self.breaker.failed(ticket, exc.reason)
+            raise
+        except BaseException:  # cancelled by the caller: no outcome
+            self.breaker.abandoned(ticket)
+            raise
+        self.breaker.succeeded(ticket)
+        return answer
+
+    def _admit(self) -> Ticket:
+        try:
+            return self.breaker.admit()
+        except CircuitOpen as exc:
+            if exc.probing:
+                why = "is being probed after it failed"
+            else:
+                why = f"is skipped for {exc.remaining_s:.1f} s more after it failed"
             raise CloudUnavailable(
-                f"the cloud at {self.url} failed {self._last_failure} and is skipped for "
-                f"{self._down_until - now:.1f} s more",
+                f"the cloud at {self.url} {why} ({exc.last_failure})",
                 kind="circuit_open",
                 sent=False,
-            )
+            ) from None
+
+    def _batcher(self, ddnn_version: str) -> DynamicBatcher:
         batcher = self._batchers.get(ddnn_version)
         if batcher is None:
             batcher = DynamicBatcher(
@@ -354,19 +405,7 @@ class RemoteCloud:
                 on_batch=self._on_batch,
             )
             self._batchers[ddnn_version] = batcher
-        try:
-            answer = await batcher.submit(z, context)
-        except CloudUnavailable as exc:
-            self.report_failure(exc.reason)
-            raise
-        self._down_until = 0.0
-        return answer
-
-    def report_failure(self, reason: str) -> None:
-        """Open the circuit: skip this cloud for retry_after_s."""
-        if self.retry_after_s > 0:
-            self._down_until = time.monotonic() + self.retry_after_s
-            self._last_failure = f"({reason})"
+        return batcher
 
     async def _post(self, z: torch.Tensor, context: torch.Tensor, version: str) -> RunResult:
         body = {"ddnn_version": version, "z": z.cpu().tolist(), "context": context.cpu().tolist()}
@@ -439,15 +478,14 @@ async def call_with_timeout(
     *,
     ddnn_version: str,
     timeout_s: float,
+    count_timeout: bool = True,
 ) -> CloudAnswer:
-    """The whole remote leg under one deadline; any failure becomes CloudUnavailable."""
+    """The whole remote leg under one deadline (the link enforces it, and its breaker counts a
+    missed one only with `count_timeout`); any failure becomes CloudUnavailable."""
     try:
-        async with asyncio.timeout(timeout_s):
-            return await link.infer(z, context, ddnn_version=ddnn_version)
-    except TimeoutError as exc:
-        reason = f"the cloud did not answer within {timeout_s * 1e3:.0f} ms"
-        link.report_failure(reason)
-        raise CloudUnavailable(reason, kind="timeout") from exc
+        return await link.infer(
+            z, context, ddnn_version=ddnn_version, timeout_s=timeout_s, count_timeout=count_timeout
+        )
     except CloudUnavailable:
         raise
     except Exception as exc:  # a bug or a device error in the cloud must not fail the request
@@ -455,3 +493,7 @@ async def call_with_timeout(
         raise CloudUnavailable(
             f"the cloud failed ({type(exc).__name__}: {exc})", kind="error"
         ) from exc
+
+
+def missed_deadline(timeout_s: float | None) -> str:
+    return f"the cloud did not answer within {(timeout_s or 0.0) * 1e3:.0f} ms"

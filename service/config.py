@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     cloud_timeout_s: float = Field(default=1.0, gt=0)  # then answer with the local exit
     # the batch endpoint's remote subset is one cloud pass that grows with the batch
     cloud_batch_timeout_s: float = Field(default=10.0, gt=0)
-    cloud_retry_after_s: float = Field(default=5.0, ge=0)  # skip a failed cloud this long
+    # skip a failed cloud this long, then probe it with one request (service.breaker); 0: never
+    cloud_retry_after_s: float = Field(default=5.0, ge=0)
     cloud_batch_wait_ms: float = Field(default=5.0, ge=0)  # dynamic batching: wait at most
     cloud_max_batch: int = Field(default=256, ge=1)
 

@@ -204,6 +204,9 @@ class ServiceRuntime:
             options=self.options,
             cloud_timeout_s=settings.cloud_batch_timeout_s if batch else settings.cloud_timeout_s,
             started=started,
+            # a batch's cloud pass grows with the batch: missing its deadline says nothing about
+            # the cloud's health, so it does not open the circuit for single requests
+            count_timeout=not batch,
         )
         self.metrics.observe_prediction(
             policy=prediction.policy.name,
