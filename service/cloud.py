@@ -120,7 +120,44 @@ class DynamicBatcher:
     async def submit(
         self, z: torch.Tensor, context: torch.Tensor, *, token: int | None = None
     ) -> CloudAnswer:
-        """Queue (b, N, H) z and (b, C) context; return their (b, K) rows of the batch result."""
+        """Queue (b, N, H) z and (b, C) context; return their (b, K) rows of the batch result.
+        More than max_batch rows go in chunks (submit_in_chunks)."""
+        if z.shape[0] > self._max_batch:
+            return await self._submit_in_chunks(z, context, token)
+        return await self._submit_one(z, context, token)
+
+    async def _submit_in_chunks(
+        self, z: torch.Tensor, context: torch.Tensor, token: int | None
+    ) -> CloudAnswer:
+        """max_batch rows at a time, at most max_in_flight chunks queued or running at once:
+        each next chunk queues behind whoever arrived meanwhile, so a single request waits for
+        at most one chunk of a big batch, not for all of it. The answer's rtt is the longest
+        chunk's, its queue and cloud times the chunks' sums."""
+        window = asyncio.Semaphore(self._max_in_flight)
+
+        async def chunk(zc: torch.Tensor, cc: torch.Tensor, first: bool) -> CloudAnswer:
+            async with window:
+                return await self._submit_one(zc, cc, token if first else None)
+
+        pieces = zip(z.split(self._max_batch), context.split(self._max_batch), strict=True)
+        tasks = [asyncio.ensure_future(chunk(zc, cc, i == 0)) for i, (zc, cc) in enumerate(pieces)]
+        try:
+            answers = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        return CloudAnswer(
+            y=torch.cat([a.y for a in answers]),
+            rtt_ms=max(a.rtt_ms for a in answers),
+            queue_ms=sum(a.queue_ms for a in answers),
+            cloud_ms=sum(a.cloud_ms for a in answers),
+            batch_size=max(a.batch_size for a in answers),
+        )
+
+    async def _submit_one(
+        self, z: torch.Tensor, context: torch.Tensor, token: int | None
+    ) -> CloudAnswer:
         loop = asyncio.get_running_loop()
         if token is not None:
             self._expected.pop(token, None)

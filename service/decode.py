@@ -14,6 +14,8 @@ import torch
 from service.pair import FLOAT32_BYTES, ServingPair
 
 MAX_DEMAND = 1e30  # larger values overflow float32 once scaled
+STACK_AT_ONCE = 64  # windows converted by one numpy call; more: one window at a time
+BASE64_PIECE = 1 << 20  # base64 characters decoded at a time (a multiple of 4)
 
 
 class InvalidDemand(ValueError):
@@ -52,14 +54,29 @@ def decode_windows(
 
 
 def _stack_windows(windows: Sequence[Sequence[Sequence[float]]], pair: ServingPair) -> np.ndarray:
+    """One numpy call for a small batch; window by window for a big one, so that on a worker
+    thread the event loop gets the GIL between windows (one call holds it for all of them)."""
+    shape = (len(windows), pair.n_vnfs, pair.n_steps)
     try:
-        array = np.asarray(windows, dtype=np.float64)
+        if len(windows) <= STACK_AT_ONCE:
+            array = np.asarray(windows, dtype=np.float64)
+        else:
+            array = np.empty(shape)
+            for b, window in enumerate(windows):
+                array[b] = _window_array(window, shape[1:])
     except ValueError:
         array = np.empty(0)  # ragged: the loop below names the offending window
-    if array.shape != (len(windows), pair.n_vnfs, pair.n_steps):
+    if array.shape != shape:
         for b, window in enumerate(windows):
             _check_window_shape(window, pair, f"windows[{b}]")
         raise InvalidDemand(f"windows have shape {array.shape}, expected (B, K, N)")
+    return array
+
+
+def _window_array(window: Sequence[Sequence[float]], shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(window, dtype=np.float64)
+    if array.shape != shape:  # assigning it would broadcast a (1, N) window silently
+        raise ValueError(f"window of shape {array.shape}")
     return array
 
 
@@ -71,8 +88,12 @@ def _decode_base64(text: str, pair: ServingPair, max_batch: int) -> np.ndarray:
         raise BatchTooLarge(
             f"batch of {size // per_window} windows exceeds the limit of {max_batch}"
         )
-    try:  # strict: no stray characters (b64decode(validate=True) is ~10x slower on MBs)
-        raw = binascii.a2b_base64(text, strict_mode=True)
+    try:  # strict: no stray characters (b64decode(validate=True) is ~10x slower on MBs); in
+        # pieces, so that on a worker thread the event loop gets the GIL between them
+        raw = b"".join(
+            binascii.a2b_base64(text[i : i + BASE64_PIECE], strict_mode=True)
+            for i in range(0, len(text), BASE64_PIECE)
+        )
     except (binascii.Error, ValueError) as exc:
         raise InvalidDemand(f"windows_base64 is not valid base64: {exc}") from exc
     if not raw or len(raw) % per_window:

@@ -10,20 +10,25 @@ built without validation and rendered once by pydantic-core.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+import numpy as np
 from fastapi import APIRouter, Request
+from starlette.responses import Response
 
-from service.allocation import encode_batch, encode_single
+from service.allocation import INLINE_ROWS, Prediction, encode_batch, encode_single
+from service.bodies import INLINE_BODY_BYTES, off_loop, parse_body, parse_in_steps, read_body
 from service.decode import BatchTooLarge, InvalidDemand, decode_demand, decode_windows
 from service.deps import (
     PairDep,
     RawJSONResponse,
     RuntimeDep,
     json_body_schema,
-    parse_body,
+    json_bytes,
     too_large,
     unprocessable,
 )
+from service.pair import ServingPair
 from service.schemas import (
     AllocationRequest,
     AllocationResponse,
@@ -59,7 +64,7 @@ async def create_allocation(
     request: Request, runtime: RuntimeDep, pair: PairDep
 ) -> RawJSONResponse:
     started = _started(request)
-    body = parse_body(AllocationRequest, await request.body())
+    body = await read_body(AllocationRequest, await request.body())
     try:
         windows = decode_demand(body.demand, pair)
     except InvalidDemand as exc:
@@ -75,20 +80,40 @@ async def create_allocation(
     openapi_extra=json_body_schema(BatchAllocationRequest),
     summary="Allocate for many windows at once (one edge pass, one cloud round trip)",
 )
-async def create_allocations(
-    request: Request, runtime: RuntimeDep, pair: PairDep
-) -> RawJSONResponse:
+async def create_allocations(request: Request, runtime: RuntimeDep, pair: PairDep) -> Response:
+    """A large body is read and decoded, and a large answer encoded, on a worker thread, in
+    steps that leave the event loop free (service.bodies)."""
     started = _started(request)
-    body = parse_body(BatchAllocationRequest, await request.body())
+    raw = await request.body()
+    max_batch = runtime.settings.max_batch
+    if len(raw) <= INLINE_BODY_BYTES:
+        body, windows = _read_batch(raw, pair, max_batch, parse_body)
+    else:
+        body, windows = await off_loop(_read_batch, raw, pair, max_batch, parse_in_steps)
+    prediction = await runtime.allocate(
+        pair, windows, body.policy, body.transmission_cost, started, batch=True
+    )
+    if windows.shape[0] <= INLINE_ROWS:
+        return RawJSONResponse(encode_batch(prediction))
+    content = await off_loop(_render_batch, prediction)
+    return Response(content, media_type="application/json")
+
+
+def _read_batch(
+    raw: bytes,
+    pair: ServingPair,
+    max_batch: int,
+    parse: Callable[[type[BatchAllocationRequest], bytes], BatchAllocationRequest],
+) -> tuple[BatchAllocationRequest, np.ndarray]:
+    body = parse(BatchAllocationRequest, raw)
     try:
-        windows = decode_windows(
-            body.windows, body.windows_base64, pair, runtime.settings.max_batch
-        )
+        windows = decode_windows(body.windows, body.windows_base64, pair, max_batch)
     except BatchTooLarge as exc:
         raise too_large(str(exc)) from None
     except InvalidDemand as exc:
         raise unprocessable(str(exc)) from None
-    prediction = await runtime.allocate(
-        pair, windows, body.policy, body.transmission_cost, started, batch=True
-    )
-    return RawJSONResponse(encode_batch(prediction))
+    return body, windows
+
+
+def _render_batch(prediction: Prediction) -> bytes:
+    return json_bytes(encode_batch(prediction))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 
 from service.allocation import CloudVersionMismatch, serve_cloud
+from service.bodies import read_body
 from service.decode import InvalidDemand
-from service.deps import PairDep, RawJSONResponse, json_body_schema, parse_body, unprocessable
+from service.deps import PairDep, RawJSONResponse, json_body_schema, unprocessable
 from service.schemas import CloudInferRequest, CloudInferResponse, ErrorResponse
 
 router = APIRouter(prefix="/v1/cloud", tags=["cloud"])
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/v1/cloud", tags=["cloud"])
     summary="Run the cloud half on z from an edge of the same DDNN version (batched)",
 )
 async def infer(request: Request, pair: PairDep) -> RawJSONResponse:
-    body = parse_body(CloudInferRequest, await request.body())
+    body = await read_body(CloudInferRequest, await request.body())
     try:
         return RawJSONResponse(await serve_cloud(pair, body))
     except CloudVersionMismatch as exc:
