@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     offloader_model_name: str | None = None
     alias: str = "champion"
     device: DeviceChoice = "auto"  # auto: CUDA when available, else CPU (ddnn.device)
-    startup_load_timeout_s: float = Field(default=60.0, gt=0)  # then serve not-ready, keep trying
+    # wait this long for the first load before serving (0: bind the port at once; /readyz says
+    # not ready until the pair is loaded, and failed loads are retried)
+    startup_load_timeout_s: float = Field(default=0.0, ge=0)
     load_retry_initial_s: float = Field(default=1.0, gt=0)  # backoff between load attempts
     load_retry_max_s: float = Field(default=60.0, gt=0)
     alias_poll_interval_s: float = Field(default=0.0, ge=0)  # 0: no polling
