@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +50,6 @@ from service.schemas import (
     AllocationResponse,
     AllocationResult,
     BatchAllocationResponse,
-    CloudInferRequest,
     CloudInferResponse,
     LatencyBreakdown,
     Rationale,
@@ -395,23 +395,29 @@ def _cost_note(prediction: Prediction) -> str:
 # the cloud role
 
 
-async def serve_cloud(pair: ServingPair, request: CloudInferRequest) -> CloudInferResponse:
-    """POST /v1/cloud/infer: the remote exits for z computed by an edge of the same version."""
-    if request.ddnn_version != pair.ddnn_version:
+async def serve_cloud(
+    pair: ServingPair,
+    version: str,
+    z: Sequence[Sequence[Sequence[float]]] | np.ndarray,
+    context: Sequence[Sequence[float]] | np.ndarray,
+) -> CloudInferResponse:
+    """POST /v1/cloud/infer: the remote exits for z computed by an edge of the same version
+    (z and context as JSON's nested lists or a binary body's arrays; checked here)."""
+    if version != pair.ddnn_version:
         raise CloudVersionMismatch(
             f"this cloud serves {pair.ddnn_name} version {pair.ddnn_version}, the edge sent z "
-            f"from version {request.ddnn_version}"
+            f"from version {version}"
         )
     config = pair.config
-    z, context = decode_cloud_inputs(
-        request.z,
-        request.context,
+    z_array, context_array = decode_cloud_inputs(
+        z,
+        context,
         n_steps=config.n_steps,
         edge_hidden=config.edge_hidden,
         context_size=config.context_size,
     )
     answer = await pair.cloud.infer(
-        torch.from_numpy(z).to(pair.device), torch.from_numpy(context).to(pair.device)
+        torch.from_numpy(z_array).to(pair.device), torch.from_numpy(context_array).to(pair.device)
     )
     return CloudInferResponse.model_construct(
         y=answer.y.cpu().tolist(),

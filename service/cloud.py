@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -28,8 +29,10 @@ from typing import Any, Literal, Protocol
 
 import httpx
 import torch
+from pydantic import SecretStr
 
 from ddnn.model import CloudModel
+from service import wire
 from service.breaker import CircuitBreaker, CircuitOpen, Ticket
 
 logger = logging.getLogger(__name__)
@@ -369,10 +372,14 @@ class RemoteCloud:
         retry_after_s: float,
         max_batch: int,
         max_wait_s: float,
+        binary: bool = True,
+        token: SecretStr | None = None,
         client: httpx.AsyncClient | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.url = url
+        self.binary = binary  # z as float32 bytes (service.wire), else JSON lists
+        self._token = token
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
@@ -445,11 +452,16 @@ class RemoteCloud:
         return batcher
 
     async def _post(self, z: torch.Tensor, context: torch.Tensor, version: str) -> RunResult:
-        body = {"ddnn_version": version, "z": z.cpu().tolist(), "context": context.cpu().tolist()}
+        content, headers = self._body(z, context, version)
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         started = time.perf_counter()
         try:
             response = await self._client.post(
-                f"{self.url}/v1/cloud/infer", json=body, timeout=self.timeout_s
+                f"{self.url}/v1/cloud/infer",
+                content=content,
+                headers=headers,
+                timeout=self.timeout_s,
             )
         except httpx.TimeoutException as exc:
             raise CloudUnavailable(
@@ -463,6 +475,14 @@ class RemoteCloud:
             ) from exc
         elapsed_ms = (time.perf_counter() - started) * 1e3
         return _parse_cloud_response(response, z, self.url, elapsed_ms)
+
+    def _body(
+        self, z: torch.Tensor, context: torch.Tensor, version: str
+    ) -> tuple[bytes, dict[str, str]]:
+        if self.binary:
+            return wire.encode(z, context, version)
+        body = {"ddnn_version": version, "z": z.cpu().tolist(), "context": context.cpu().tolist()}
+        return json.dumps(body).encode(), {"Content-Type": "application/json"}
 
     async def close(self) -> None:
         for batcher in self._batchers.values():

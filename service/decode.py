@@ -141,15 +141,16 @@ def _check_values(windows: np.ndarray, *, single: bool) -> None:
 
 
 def decode_cloud_inputs(
-    z: Sequence[Sequence[Sequence[float]]],
-    context: Sequence[Sequence[float]],
+    z: Sequence[Sequence[Sequence[float]]] | np.ndarray,
+    context: Sequence[Sequence[float]] | np.ndarray,
     *,
     n_steps: int,
     edge_hidden: int,
     context_size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """z (B, N, H_e) and context (B, C) as float32 arrays; a ragged or wrongly sized list is
-    named (e.g. ``z[1] holds 11 items, expected N = 12``)."""
+    """z (B, N, H_e) and context (B, C) (nested lists from JSON, or arrays from a binary body)
+    as float32 arrays; a ragged or wrongly sized list is named (e.g. ``z[1] holds 11 items,
+    not N = 12``)."""
     batch = len(z)
     z_array = _regular(z, (batch, n_steps, edge_hidden), ("B", "N", "H_e"), "z")
     context_array = _regular(context, (batch, context_size), ("B", "C"), "context")
@@ -164,10 +165,13 @@ def check_cloud_values(z: np.ndarray, context: np.ndarray) -> None:
 
 
 def _regular(
-    values: Sequence[object], shape: tuple[int, ...], labels: tuple[str, ...], name: str
+    values: Sequence[object] | np.ndarray,
+    shape: tuple[int, ...],
+    labels: tuple[str, ...],
+    name: str,
 ) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=np.float32)
+    try:  # a copy: a binary body's array is read-only
+        array = np.array(values, dtype=np.float32)
     except ValueError:  # ragged: the walk below names the first misfit
         array = np.empty(0, dtype=np.float32)
     if array.shape != shape:
@@ -181,8 +185,8 @@ def _first_misfit(
 ) -> str | None:
     """The first list whose length is not the expected one, e.g. 'z[1] holds 11 items, not
     N = 12' (None when every length fits)."""
-    if not isinstance(values, Sequence) or len(values) != shape[0]:
-        size = len(values) if isinstance(values, Sequence) else "no"
+    if not isinstance(values, Sequence | np.ndarray) or len(values) != shape[0]:
+        size = len(values) if isinstance(values, Sequence | np.ndarray) else "no"
         return f"{where} holds {size} items, not {labels[0]} = {shape[0]}"
     for i, item in enumerate(values if len(shape) > 1 else ()):
         found = _first_misfit(item, shape[1:], labels[1:], f"{where}[{i}]")

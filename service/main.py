@@ -89,7 +89,9 @@ def create_app(
     if settings.serves_allocations:
         app.include_router(allocations.router)
     if settings.serves_cloud:
-        app.include_router(cloud.router)
+        app.include_router(
+            cloud.router, dependencies=cloud.TOKEN_CHECK if settings.cloud_token else []
+        )
     _install_error_handlers(app)
     app.add_middleware(EdgeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app

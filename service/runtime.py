@@ -152,6 +152,8 @@ class ServiceRuntime:
                 retry_after_s=settings.cloud_retry_after_s,
                 max_batch=settings.cloud_max_batch,
                 max_wait_s=settings.cloud_batch_wait_ms / 1e3,
+                binary=settings.cloud_binary,
+                token=settings.cloud_token,
                 on_batch=metrics.observe_cloud_batch,
             )
         self._rng = random.Random(settings.random_seed)

@@ -38,6 +38,7 @@ def remote(handler: Handler, retry_after_s: float) -> RemoteCloud:
         retry_after_s=retry_after_s,
         max_batch=64,
         max_wait_s=0.0,
+        binary=False,
         client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
     )
 
