@@ -96,6 +96,8 @@ class EdgeStep:
     governing_cost: float | None  # the C_T behind the decision (None: the policy uses none)
     edge_ms: float
     decision_ms: float
+    remote_rows: np.ndarray  # (R,) the rows the policy sends to the cloud
+    remote_index: torch.Tensor | None  # the same on the device when 0 < R < B (else None)
 
 
 @dataclass
@@ -177,6 +179,9 @@ def edge_and_decide(
         else:
             decision = policy.decide(evidence, knobs)
         decided = time.perf_counter()
+        remote_rows = np.flatnonzero(~decision.local)
+        partial = 0 < remote_rows.size < x.shape[0]  # the index goes to the device here, too
+        remote_index = torch.from_numpy(remote_rows).to(pair.device) if partial else None
     return EdgeStep(
         y_local=out.y_local,
         z=out.z,
@@ -185,6 +190,8 @@ def edge_and_decide(
         governing_cost=policy.governing_cost(knobs),
         edge_ms=(edge_done - started) * 1e3,
         decision_ms=(decided - edge_done) * 1e3,
+        remote_rows=remote_rows,
+        remote_index=remote_index,
     )
 
 
@@ -205,10 +212,15 @@ async def predict(
     started: float,
     count_timeout: bool = True,
 ) -> Prediction:
-    """Edge + policy for the batch, the cloud for its remote subset (fallback: local)."""
+    """Edge + policy for the batch, the cloud for its remote subset (fallback: local).
+
+    What waits for a GPU (the edge pass with its synchronize, the copy of the answer to the
+    host) runs on a worker thread, never on the event loop; on the CPU a small batch runs
+    inline, cheaper than the hop to a thread."""
     chosen = policy_named(policy, options)
     knobs = knobs_for(pair, options, requested_cost)
-    if windows.shape[0] > INLINE_ROWS:
+    on_gpu = pair.device.type != "cpu"
+    if on_gpu or windows.shape[0] > INLINE_ROWS:
         step = await asyncio.to_thread(
             edge_and_decide, pair, windows, policy=chosen, knobs=knobs, options=options
         )
@@ -217,28 +229,32 @@ async def predict(
     local = step.decision.local
     prediction = Prediction(pair, step, np.empty(0), local.copy(), requested_cost)
     y = step.y_local
-    remote_rows = np.flatnonzero(~local)
-    if remote_rows.size:
-        y = await _remote(prediction, link, remote_rows, cloud_timeout_s, count_timeout)
-    with torch.inference_mode():
-        allocation = pair.scaler.inverse(y.cpu().numpy().astype(np.float64))
+    if step.remote_rows.size:
+        y = await _remote(prediction, link, cloud_timeout_s, count_timeout)
+    allocation = (
+        await asyncio.to_thread(to_data_units, pair, y) if on_gpu else to_data_units(pair, y)
+    )
     prediction.clipped = np.count_nonzero(allocation < 0, axis=1)  # VNFs below zero, per window
     prediction.allocation = np.maximum(allocation, 0.0, out=allocation)  # NaN stays NaN
     prediction.total_ms = (time.perf_counter() - started) * 1e3
     return prediction
 
 
+def to_data_units(pair: ServingPair, y: torch.Tensor) -> np.ndarray:
+    """(B, K) model outputs -> data units on the host (from a GPU: waits for the copy)."""
+    with torch.inference_mode():
+        return np.asarray(pair.scaler.inverse(y.cpu().numpy().astype(np.float64)))
+
+
 async def _remote(
     prediction: Prediction,
     link: CloudLink,
-    rows: np.ndarray,
     timeout_s: float,
     count_timeout: bool,
 ) -> torch.Tensor:
     """Send z and context of the remote rows; on failure keep the local exits and note why."""
     step, pair = prediction.step, prediction.pair
-    everything = rows.size == step.z.shape[0]
-    index = None if everything else torch.from_numpy(rows).to(pair.device)
+    rows, index = step.remote_rows, step.remote_index
     z = step.z if index is None else step.z.index_select(0, index)
     context = step.context if index is None else step.context.index_select(0, index)
     cloud_started = time.perf_counter()
@@ -261,7 +277,7 @@ async def _remote(
     prediction.uplink_sent = True
     prediction.rtt_ms, prediction.queue_ms = answer.rtt_ms, answer.queue_ms
     prediction.cloud_ms, prediction.cloud_batch = answer.cloud_ms, answer.batch_size
-    if everything:
+    if index is None:
         return answer.y
     with torch.inference_mode():
         y = step.y_local.clone()
@@ -416,11 +432,11 @@ async def serve_cloud(
         edge_hidden=config.edge_hidden,
         context_size=config.context_size,
     )
-    answer = await pair.cloud.infer(
-        torch.from_numpy(z_array).to(pair.device), torch.from_numpy(context_array).to(pair.device)
-    )
+    # host tensors: the cloud worker moves them to the device (not the event loop)
+    answer = await pair.cloud.infer(torch.from_numpy(z_array), torch.from_numpy(context_array))
+    y = answer.y if answer.y.device.type == "cpu" else await asyncio.to_thread(answer.y.cpu)
     return CloudInferResponse.model_construct(
-        y=answer.y.cpu().tolist(),
+        y=y.tolist(),
         ddnn_version=pair.ddnn_version,
         cloud_ms=answer.cloud_ms,
         queue_ms=answer.queue_ms,

@@ -267,7 +267,9 @@ class DynamicBatcher:
 
 
 class LocalCloud:
-    """The cloud model in this process: batched forward passes on one worker thread."""
+    """The cloud model in this process: batched forward passes on one worker thread, which on
+    a GPU has a CUDA stream of its own (the edge passes use the default stream) and waits for
+    that stream only; the event loop never waits for the GPU."""
 
     def __init__(
         self,
@@ -278,6 +280,8 @@ class LocalCloud:
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.model = model
+        self.device = next(model.parameters()).device
+        self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud")
         self._batcher = DynamicBatcher(
             self._run, max_batch=max_batch, max_wait_s=max_wait_s, on_batch=on_batch
@@ -301,10 +305,29 @@ class LocalCloud:
     def _forward(self, z: torch.Tensor, context: torch.Tensor) -> RunResult:
         started = time.perf_counter()
         with torch.inference_mode():
-            y = self.model(z, context)  # (B, N, H_e), (B, C) -> (B, K)
-            if y.is_cuda:
-                torch.cuda.synchronize(y.device)
+            if self.stream is None:
+                y = self.model(z, context)  # (B, N, H_e), (B, C) -> (B, K)
+            else:
+                y = self._forward_on_stream(z, context, self.stream)
         return RunResult(y=y, compute_ms=(time.perf_counter() - started) * 1e3)
+
+    def _forward_on_stream(
+        self, z: torch.Tensor, context: torch.Tensor, stream: torch.cuda.Stream
+    ) -> torch.Tensor:
+        """The pass on the worker's stream, ordered after the work that produced z (on the
+        caller's stream), memory kept alive across the two streams; then this thread (only)
+        waits for its stream."""
+        producer = torch.cuda.current_stream(self.device)
+        stream.wait_stream(producer)
+        with torch.cuda.stream(stream):
+            z = z.to(self.device, non_blocking=True)
+            context = context.to(self.device, non_blocking=True)
+            y: torch.Tensor = self.model(z, context)
+        z.record_stream(stream)
+        context.record_stream(stream)
+        y.record_stream(producer)  # the caller reads y on its stream
+        stream.synchronize()
+        return y
 
     async def close(self) -> None:
         await self._batcher.close()
