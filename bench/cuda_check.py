@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig  # noqa: E402
 from ddnn.model import DDNN  # noqa: E402
 from ddnn.offloader import Offloader  # noqa: E402
-from ddnn.policies import PolicyDefaults  # noqa: E402
+from ddnn.policies import CONFIDENCE, LOCAL, ML, OFFLOADER_NETWORKS, RANDOM, REMOTE, PolicyDefaults  # noqa: E402
 from ddnn.windows import MinMaxScaler  # noqa: E402
 from registry import (  # noqa: E402
     DDNN_MODEL_NAME,
@@ -53,15 +53,15 @@ def loaded_pair(version: str) -> LoadedPair:
     torch.manual_seed(int(version))
     model = DDNN(CONFIG).eval()
     offloaders = {
-        kind: Offloader(OffloaderConfig(N, K, hidden=(16, 8), kind=kind))
-        for kind in ("classifier", "regressor")
+        name: Offloader(OffloaderConfig(N, K, hidden=(16, 8), kind=kind))
+        for name, kind in OFFLOADER_NETWORKS.items()
     }
     scaler = MinMaxScaler(minimum=np.zeros(K), maximum=np.full(K, PEAK))
     ddnn = DDNNBundle.from_model(
         model, cost=CostConfig(), scaler=scaler, metadata={"source": "cuda_check"}
     )
     offloader = OffloaderBundle.from_offloaders(
-        {"ml": offloaders["classifier"], "cost_aware": offloaders["regressor"]},
+        offloaders,
         ddnn_version=version,
         defaults=PolicyDefaults(transmission_cost=0.1, confidence_eta=0.01),
         metadata={"source": "cuda_check"},
@@ -111,18 +111,18 @@ def run() -> None:
         cloud = client.app.state.runtime.pair.cloud  # type: ignore[attr-defined]
         check("cloud worker has its own CUDA stream", cloud.stream is not None, str(cloud.stream))
 
-        edge = post(client, "/v1/allocations", demand=windows[0].tolist(), policy="local")
+        edge = post(client, "/v1/allocations", demand=windows[0].tolist(), policy=LOCAL.name)
         check(
             "edge exit matches the CPU",
             np.allclose(edge["allocation"], local[0], rtol=1e-3, atol=1e-2),
         )
-        far = post(client, "/v1/allocations", demand=windows[0].tolist(), policy="remote")
+        far = post(client, "/v1/allocations", demand=windows[0].tolist(), policy=REMOTE.name)
         check("cloud exit", far["exit"] == "remote", str(far["rationale"]["fallback"]))
         check(
             "cloud exit matches the CPU",
             np.allclose(far["allocation"], remote[0], rtol=1e-3, atol=1e-2),
         )
-        for policy in ("ml", "confidence"):
+        for policy in (ML.name, CONFIDENCE.name):
             answer = post(client, "/v1/allocations", demand=windows[1].tolist(), policy=policy)
             expected = local[1] if answer["exit"] == "local" else remote[1]
             check(
@@ -130,7 +130,7 @@ def run() -> None:
                 np.allclose(answer["allocation"], expected, rtol=1e-3, atol=1e-2),
                 answer["rationale"]["sentence"],
             )
-        batch = post(client, "/v1/allocations/batch", windows=windows.tolist(), policy="random")
+        batch = post(client, "/v1/allocations/batch", windows=windows.tolist(), policy=RANDOM.name)
         for i, result in enumerate(batch["results"]):
             expected = local[i] if result["exit"] == "local" else remote[i]
             check(
@@ -167,7 +167,7 @@ def run() -> None:
             reload.text[:200],
         )
         _, remote2 = cpu_exits(pairs["2"], windows)
-        after = post(client, "/v1/allocations", demand=windows[0].tolist(), policy="remote")
+        after = post(client, "/v1/allocations", demand=windows[0].tolist(), policy=REMOTE.name)
         check(
             "after the reload: version 2 on cuda",
             after["models"]["ddnn"] == "2" and after["exit"] == "remote",
