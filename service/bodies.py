@@ -33,7 +33,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 INLINE_BODY_BYTES = 256 * 1024  # at most this is parsed on the event loop (well under 1 ms)
-STRICT_NUMBERS = ConfigDict(allow_inf_nan=False)  # what every request model says (schemas)
 
 
 async def read_body(model: type[M], body: bytes) -> M:
@@ -266,7 +265,11 @@ def _element_adapter(model: type[BaseModel], key: str) -> TypeAdapter[Any] | Non
     if typing.get_origin(annotation) is not list:
         return None
     (item,) = typing.get_args(annotation)
-    return TypeAdapter(item, config=STRICT_NUMBERS)
+    config = model.model_config
+    rules = ConfigDict(
+        strict=config.get("strict", False), allow_inf_nan=config.get("allow_inf_nan", True)
+    )
+    return TypeAdapter(item, config=rules)  # numbers as strict as the model's own
 
 
 def _json_error(message: str, position: int) -> RequestValidationError:

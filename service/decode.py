@@ -14,6 +14,8 @@ import torch
 from service.pair import FLOAT32_BYTES, ServingPair
 
 MAX_DEMAND = 1e30  # larger values overflow float32 once scaled
+Z_LIMIT = 1.0  # z is the edge LSTM's output, within [-1, 1]
+CONTEXT_LIMIT = MAX_DEMAND  # the context travels with z: the edge's transform of the demand
 STACK_AT_ONCE = 64  # windows converted by one numpy call; more: one window at a time
 BASE64_PIECE = 1 << 20  # base64 characters decoded at a time (a multiple of 4)
 
@@ -155,13 +157,22 @@ def decode_cloud_inputs(
     z_array = _regular(z, (batch, n_steps, edge_hidden), ("B", "N", "H_e"), "z")
     context_array = _regular(context, (batch, context_size), ("B", "C"), "context")
     check_cloud_values(z_array, context_array)
-    return z_array, context_array
+    return z_array.astype(np.float32), context_array.astype(np.float32)
 
 
 def check_cloud_values(z: np.ndarray, context: np.ndarray) -> None:
-    for name, array in (("z", z), ("context", context)):
-        if not np.isfinite(array).all():
-            raise InvalidDemand(f"{name} must be finite numbers (no NaN or inf)")
+    """z within [-1, 1] (an LSTM's output), context within +-MAX_DEMAND (the edge's transform
+    of demand), both finite; the first value outside is named."""
+    for name, array, limit in (("z", z, Z_LIMIT), ("context", context, CONTEXT_LIMIT)):
+        outside = ~(np.abs(array) <= limit)  # NaN is outside too
+        if not outside.any():
+            continue
+        position = tuple(int(i) for i in np.argwhere(outside)[0])
+        where = name + "".join(f"[{i}]" for i in position)
+        value = float(array[position])
+        if not np.isfinite(value):
+            raise InvalidDemand(f"{where} is {value}: z and context must be finite numbers")
+        raise InvalidDemand(f"{where} = {value:g} is outside [-{limit:g}, {limit:g}]")
 
 
 def _regular(
@@ -170,8 +181,8 @@ def _regular(
     labels: tuple[str, ...],
     name: str,
 ) -> np.ndarray:
-    try:  # a copy: a binary body's array is read-only
-        array = np.array(values, dtype=np.float32)
+    try:  # float64 (JSON numbers) until checked, then float32 for the model
+        array = np.asarray(values, dtype=np.float64)
     except ValueError:  # ragged: the walk below names the first misfit
         array = np.empty(0, dtype=np.float32)
     if array.shape != shape:

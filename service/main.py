@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings, get_settings
 from service.metrics import ServiceMetrics
+from service.openapi import ServiceApp
 from service.routes import allocations, cloud, health, models
 from service.runtime import (
     AliasResolver,
@@ -71,7 +72,7 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="DDNN slice allocation service",
         version="0.1.0",
         summary="Edge/cloud resource allocation for network slices with a distributed LSTM.",

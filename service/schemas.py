@@ -25,6 +25,7 @@ from ddnn.policies import (
 )
 
 Where = Literal["local", "remote"]  # an exit or a decision, not a policy
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 _DEMAND_EXAMPLE: Any = [[120.5, 118.0, 131.2, 140.9], [80.1, 82.4, 79.9, 85.0]]
 
@@ -47,11 +48,15 @@ _EXAMPLE_SENTENCE = (  # what COST_AWARE.explain writes for the example below
 )
 
 
-class _Strict(BaseModel):
-    """A request: no unknown fields, and only finite numbers (NaN, Infinity and overflowing
-    literals such as 1e999 are refused with 422, wherever they are)."""
+REQUEST_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+class _Strict(BaseModel):
+    """A request: no unknown fields; only finite numbers (NaN, Infinity and overflowing
+    literals such as 1e999 are refused with 422, wherever they are); and what the schema
+    says, no coercion (true or "1.5" is not a number)."""
+
+    model_config = REQUEST_CONFIG
 
 
 class _Answer(BaseModel):
@@ -63,8 +68,7 @@ class _Answer(BaseModel):
 
 class AllocationRequest(_Strict):
     model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
+        **REQUEST_CONFIG,
         json_schema_extra={
             "examples": [
                 {"demand": _DEMAND_EXAMPLE, "policy": COST_AWARE.name, "transmission_cost": 0.05}
@@ -79,10 +83,16 @@ class AllocationRequest(_Strict):
 
 class BatchAllocationRequest(_Strict):
     model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
+        **REQUEST_CONFIG,
         json_schema_extra={
-            "examples": [{"windows": [_DEMAND_EXAMPLE, _DEMAND_EXAMPLE], "policy": ML.name}]
+            "examples": [{"windows": [_DEMAND_EXAMPLE, _DEMAND_EXAMPLE], "policy": ML.name}],
+            "oneOf": [  # exactly one of the two, not null
+                {"required": ["windows"], "properties": {"windows": {"type": "array"}}},
+                {
+                    "required": ["windows_base64"],
+                    "properties": {"windows_base64": {"type": "string"}},
+                },
+            ],
         },
     )
 
@@ -91,6 +101,8 @@ class BatchAllocationRequest(_Strict):
     )
     windows_base64: str | None = Field(
         default=None,
+        # documented, checked by service.decode (which names what is wrong)
+        json_schema_extra={"contentEncoding": "base64", "pattern": BASE64_PATTERN},
         description=(
             "Compact alternative to `windows` for high-throughput clients: base64 of "
             "little-endian float32 values in (B, K, N) C order. Give exactly one of the two."
@@ -199,16 +211,19 @@ class BatchAllocationResponse(_Answer):
 
 class CloudInferRequest(_Strict):
     model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
+        **REQUEST_CONFIG,
         json_schema_extra={
             "examples": [{"ddnn_version": "3", "z": [[[0.1], [0.2]]], "context": [[0.4, 0.5]]}]
         },
     )
 
     ddnn_version: str = Field(description="The DDNN version the edge that computed z runs.")
-    z: list[list[list[float]]] = Field(min_length=1, description="(B, N, H_e) edge outputs.")
-    context: list[list[float]] = Field(description="(B, C) floats that travel with z.")
+    z: list[list[list[float]]] = Field(
+        min_length=1, description="(B, N, H_e) edge outputs (an LSTM's: within [-1, 1])."
+    )
+    context: list[list[float]] = Field(
+        description="(B, C) floats that travel with z (the same B; within +-1e30)."
+    )
 
 
 class CloudInferResponse(_Answer):
