@@ -2,7 +2,10 @@
 
 Host and port come from the settings (``DDNN_HOST``, default 127.0.0.1; ``PORT`` or
 ``DDNN_PORT``, default 8000). One process on purpose: the models, the dynamic batcher and the
-metrics live in it; scale out with more processes behind a load balancer.
+metrics live in it; scale out with more processes behind a load balancer. The port answers
+before the models are loaded (``/healthz`` yes, ``/readyz`` not yet); invalid or impossible
+settings (``DDNN_DEVICE=cuda`` without CUDA) end the process at once with exit status 1 and a
+message naming the setting.
 """
 
 from __future__ import annotations
@@ -11,13 +14,19 @@ import logging
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from service.config import get_settings
 from service.main import create_app
+from service.runtime import ImpossibleSetting, check_settings
 
 
 def main() -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+        check_settings(settings)
+    except (ValidationError, ImpossibleSetting) as exc:
+        raise SystemExit(f"ddnn-serve: cannot start: {exc}") from None
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

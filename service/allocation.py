@@ -14,9 +14,10 @@ Every decision goes through the policy table (ddnn.policies): one `Evidence` per
 knobs resolved by `resolve_knobs` (the request's C_T, else the settings, else the bundle), and
 `policy.decide`; no rule is written here.
 
-The allocation is the model's output mapped back with the scaler's inverse, NOT clipped: a
-model may answer slightly below zero for a VNF whose demand is near zero, and hiding that would
-hide a model problem; clients that need a floor apply it themselves (documented in the API).
+The allocation is the model's output mapped back with the scaler's inverse and floored at
+zero: an allocation is an amount of compute, but a model may answer below zero for a VNF whose
+demand is near zero (a flat window does it). The answer says when it was clipped (`clipped`,
+and a sentence in the rationale), so a model problem is not hidden.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,13 +44,12 @@ from ddnn.policies import (
     resolve_knobs,
 )
 from service.cloud import CloudLink, CloudUnavailable, call_with_timeout
-from service.decode import InvalidDemand, scale_windows
+from service.decode import InvalidDemand, decode_cloud_inputs, scale_windows
 from service.pair import PolicyOptions, ServingPair
 from service.schemas import (
     AllocationResponse,
     AllocationResult,
     BatchAllocationResponse,
-    CloudInferRequest,
     CloudInferResponse,
     LatencyBreakdown,
     Rationale,
@@ -95,6 +96,8 @@ class EdgeStep:
     governing_cost: float | None  # the C_T behind the decision (None: the policy uses none)
     edge_ms: float
     decision_ms: float
+    remote_rows: np.ndarray  # (R,) the rows the policy sends to the cloud
+    remote_index: torch.Tensor | None  # the same on the device when 0 < R < B (else None)
 
 
 @dataclass
@@ -103,7 +106,7 @@ class Prediction:
 
     pair: ServingPair
     step: EdgeStep
-    allocation: np.ndarray  # (B, K) data units
+    allocation: np.ndarray  # (B, K) data units, >= 0
     exit_local: np.ndarray  # (B,) bool: the decision, with fallbacks turned local
     requested_cost: float | None
     fallback: str | None = None
@@ -114,6 +117,7 @@ class Prediction:
     cloud_ms: float = 0.0
     cloud_batch: int = 0
     total_ms: float = 0.0
+    clipped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (B,)
     _latency: LatencyBreakdown | None = field(default=None, repr=False)  # built once, when asked
 
     @property
@@ -175,6 +179,9 @@ def edge_and_decide(
         else:
             decision = policy.decide(evidence, knobs)
         decided = time.perf_counter()
+        remote_rows = np.flatnonzero(~decision.local)
+        partial = 0 < remote_rows.size < x.shape[0]  # the index goes to the device here, too
+        remote_index = torch.from_numpy(remote_rows).to(pair.device) if partial else None
     return EdgeStep(
         y_local=out.y_local,
         z=out.z,
@@ -183,6 +190,8 @@ def edge_and_decide(
         governing_cost=policy.governing_cost(knobs),
         edge_ms=(edge_done - started) * 1e3,
         decision_ms=(decided - edge_done) * 1e3,
+        remote_rows=remote_rows,
+        remote_index=remote_index,
     )
 
 
@@ -201,11 +210,17 @@ async def predict(
     options: PolicyOptions,
     cloud_timeout_s: float,
     started: float,
+    count_timeout: bool = True,
 ) -> Prediction:
-    """Edge + policy for the batch, the cloud for its remote subset (fallback: local)."""
+    """Edge + policy for the batch, the cloud for its remote subset (fallback: local).
+
+    What waits for a GPU (the edge pass with its synchronize, the copy of the answer to the
+    host) runs on a worker thread, never on the event loop; on the CPU a small batch runs
+    inline, cheaper than the hop to a thread."""
     chosen = policy_named(policy, options)
     knobs = knobs_for(pair, options, requested_cost)
-    if windows.shape[0] > INLINE_ROWS:
+    on_gpu = pair.device.type != "cpu"
+    if on_gpu or windows.shape[0] > INLINE_ROWS:
         step = await asyncio.to_thread(
             edge_and_decide, pair, windows, policy=chosen, knobs=knobs, options=options
         )
@@ -214,28 +229,43 @@ async def predict(
     local = step.decision.local
     prediction = Prediction(pair, step, np.empty(0), local.copy(), requested_cost)
     y = step.y_local
-    remote_rows = np.flatnonzero(~local)
-    if remote_rows.size:
-        y = await _remote(prediction, link, remote_rows, cloud_timeout_s)
-    with torch.inference_mode():
-        prediction.allocation = pair.scaler.inverse(y.cpu().numpy().astype(np.float64))
+    if step.remote_rows.size:
+        y = await _remote(prediction, link, cloud_timeout_s, count_timeout)
+    allocation = (
+        await asyncio.to_thread(to_data_units, pair, y) if on_gpu else to_data_units(pair, y)
+    )
+    prediction.clipped = np.count_nonzero(allocation < 0, axis=1)  # VNFs below zero, per window
+    prediction.allocation = np.maximum(allocation, 0.0, out=allocation)  # NaN stays NaN
     prediction.total_ms = (time.perf_counter() - started) * 1e3
     return prediction
 
 
+def to_data_units(pair: ServingPair, y: torch.Tensor) -> np.ndarray:
+    """(B, K) model outputs -> data units on the host (from a GPU: waits for the copy)."""
+    with torch.inference_mode():
+        return np.asarray(pair.scaler.inverse(y.cpu().numpy().astype(np.float64)))
+
+
 async def _remote(
-    prediction: Prediction, link: CloudLink, rows: np.ndarray, timeout_s: float
+    prediction: Prediction,
+    link: CloudLink,
+    timeout_s: float,
+    count_timeout: bool,
 ) -> torch.Tensor:
     """Send z and context of the remote rows; on failure keep the local exits and note why."""
     step, pair = prediction.step, prediction.pair
-    everything = rows.size == step.z.shape[0]
-    index = None if everything else torch.from_numpy(rows).to(pair.device)
+    rows, index = step.remote_rows, step.remote_index
     z = step.z if index is None else step.z.index_select(0, index)
     context = step.context if index is None else step.context.index_select(0, index)
     cloud_started = time.perf_counter()
     try:
         answer = await call_with_timeout(
-            link, z, context, ddnn_version=pair.ddnn_version, timeout_s=timeout_s
+            link,
+            z,
+            context,
+            ddnn_version=pair.ddnn_version,
+            timeout_s=timeout_s,
+            count_timeout=count_timeout,
         )
     except CloudUnavailable as exc:
         prediction.fallback = exc.reason
@@ -247,7 +277,7 @@ async def _remote(
     prediction.uplink_sent = True
     prediction.rtt_ms, prediction.queue_ms = answer.rtt_ms, answer.queue_ms
     prediction.cloud_ms, prediction.cloud_batch = answer.cloud_ms, answer.batch_size
-    if everything:
+    if index is None:
         return answer.y
     with torch.inference_mode():
         y = step.y_local.clone()
@@ -266,6 +296,7 @@ def encode_single(prediction: Prediction) -> AllocationResponse:
         decision=sample.decisions[0],
         exit=sample.exits[0],
         allocation=sample.allocations[0],
+        clipped=sample.clipped[0] > 0,
         rationale=sample.rationale(0),
         uplink_bytes=sample.uplink_bytes[0],
         latency_ms=prediction.latency(),
@@ -281,6 +312,7 @@ def encode_batch(prediction: Prediction) -> BatchAllocationResponse:
             decision=samples.decisions[i],
             exit=samples.exits[i],
             allocation=samples.allocations[i],
+            clipped=samples.clipped[i] > 0,
             rationale=samples.rationale(i),
             uplink_bytes=samples.uplink_bytes[i],
         )
@@ -290,6 +322,7 @@ def encode_batch(prediction: Prediction) -> BatchAllocationResponse:
     return BatchAllocationResponse.model_construct(
         results=results,
         share_local=float(prediction.exit_local.mean()),
+        clipped=int(np.count_nonzero(prediction.clipped)),
         uplink_bytes=sent * prediction.pair.uplink_bytes_per_sample,
         latency_ms=prediction.latency(),
         models=prediction.pair.versions(),
@@ -309,6 +342,7 @@ class _Samples:
         self.decisions: list[Where] = ["local" if here else "remote" for here in local]
         self.exits: list[Where] = ["local" if here else "remote" for here in exits]
         self.allocations: list[list[float]] = prediction.allocation.tolist()
+        self.clipped: list[int] = prediction.clipped.tolist()
         self.uplink_bytes = [0 if here else per_sample for here in local]
         self.fallbacks = [
             prediction.fallback if exit_ and not here else None
@@ -332,8 +366,15 @@ class _Samples:
             transmission_cost=prediction.step.governing_cost,
             requested_transmission_cost=prediction.requested_cost,
             fallback=fallback,
-            sentence=_sentence(decision, i, fallback) + self.note,
+            sentence=_sentence(decision, i, fallback) + self.note + _clip_note(self.clipped[i]),
         )
+
+
+def _clip_note(below_zero: int) -> str:
+    if not below_zero:
+        return ""
+    vnfs = "VNF" if below_zero == 1 else "VNFs"
+    return f" The model answered below zero for {below_zero} {vnfs}: clipped at 0."
 
 
 def _sentence(decision: Decision, i: int, fallback: str | None) -> str:
@@ -370,32 +411,32 @@ def _cost_note(prediction: Prediction) -> str:
 # the cloud role
 
 
-async def serve_cloud(pair: ServingPair, request: CloudInferRequest) -> CloudInferResponse:
-    """POST /v1/cloud/infer: the remote exits for z computed by an edge of the same version."""
-    if request.ddnn_version != pair.ddnn_version:
+async def serve_cloud(
+    pair: ServingPair,
+    version: str,
+    z: Sequence[Sequence[Sequence[float]]] | np.ndarray,
+    context: Sequence[Sequence[float]] | np.ndarray,
+) -> CloudInferResponse:
+    """POST /v1/cloud/infer: the remote exits for z computed by an edge of the same version
+    (z and context as JSON's nested lists or a binary body's arrays; checked here)."""
+    if version != pair.ddnn_version:
         raise CloudVersionMismatch(
             f"this cloud serves {pair.ddnn_name} version {pair.ddnn_version}, the edge sent z "
-            f"from version {request.ddnn_version}"
+            f"from version {version}"
         )
     config = pair.config
-    z = torch.tensor(request.z, dtype=torch.float32)
-    context = torch.tensor(request.context, dtype=torch.float32)
-    expected_z = (z.shape[0], config.n_steps, config.edge_hidden)
-    if z.ndim != 3 or tuple(z.shape) != expected_z:
-        raise InvalidDemand(f"z has shape {tuple(z.shape)}, expected (B, N, H_e) = {expected_z}")
-    if context.shape[0] != z.shape[0] or (
-        context.numel() and context.shape[1] != config.context_size
-    ):
-        raise InvalidDemand(
-            f"context has shape {tuple(context.shape)}, expected (B, C) = "
-            f"({z.shape[0]}, {config.context_size})"
-        )
-    context = context.reshape(z.shape[0], config.context_size)
-    if not (torch.isfinite(z).all() and torch.isfinite(context).all()):
-        raise InvalidDemand("z and context must be finite numbers")
-    answer = await pair.cloud.infer(z.to(pair.device), context.to(pair.device))
+    z_array, context_array = decode_cloud_inputs(
+        z,
+        context,
+        n_steps=config.n_steps,
+        edge_hidden=config.edge_hidden,
+        context_size=config.context_size,
+    )
+    # host tensors: the cloud worker moves them to the device (not the event loop)
+    answer = await pair.cloud.infer(torch.from_numpy(z_array), torch.from_numpy(context_array))
+    y = answer.y if answer.y.device.type == "cpu" else await asyncio.to_thread(answer.y.cpu)
     return CloudInferResponse.model_construct(
-        y=answer.y.cpu().tolist(),
+        y=y.tolist(),
         ddnn_version=pair.ddnn_version,
         cloud_ms=answer.cloud_ms,
         queue_ms=answer.queue_ms,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -28,8 +29,11 @@ from typing import Any, Literal, Protocol
 
 import httpx
 import torch
+from pydantic import SecretStr
 
 from ddnn.model import CloudModel
+from service import wire
+from service.breaker import CircuitBreaker, CircuitOpen, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +68,21 @@ class CloudAnswer:
 
 
 class CloudLink(Protocol):
-    """What the edge calls for its remote subset."""
+    """What the edge calls for its remote subset. `timeout_s` is the caller's deadline for the
+    whole remote leg (None: none); `count_timeout` whether missing it is a cloud failure (a
+    single request's deadline is; a batch's, which grows with the batch, is not)."""
 
     async def infer(
-        self, z: torch.Tensor, context: torch.Tensor, *, ddnn_version: str
+        self,
+        z: torch.Tensor,
+        context: torch.Tensor,
+        *,
+        ddnn_version: str,
+        timeout_s: float | None = None,
+        count_timeout: bool = True,
     ) -> CloudAnswer: ...
 
     def describe(self) -> str: ...
-
-    def report_failure(self, reason: str) -> None: ...
 
 
 @dataclass
@@ -113,7 +123,44 @@ class DynamicBatcher:
     async def submit(
         self, z: torch.Tensor, context: torch.Tensor, *, token: int | None = None
     ) -> CloudAnswer:
-        """Queue (b, N, H) z and (b, C) context; return their (b, K) rows of the batch result."""
+        """Queue (b, N, H) z and (b, C) context; return their (b, K) rows of the batch result.
+        More than max_batch rows go in chunks (submit_in_chunks)."""
+        if z.shape[0] > self._max_batch:
+            return await self._submit_in_chunks(z, context, token)
+        return await self._submit_one(z, context, token)
+
+    async def _submit_in_chunks(
+        self, z: torch.Tensor, context: torch.Tensor, token: int | None
+    ) -> CloudAnswer:
+        """max_batch rows at a time, at most max_in_flight chunks queued or running at once:
+        each next chunk queues behind whoever arrived meanwhile, so a single request waits for
+        at most one chunk of a big batch, not for all of it. The answer's rtt is the longest
+        chunk's, its queue and cloud times the chunks' sums."""
+        window = asyncio.Semaphore(self._max_in_flight)
+
+        async def chunk(zc: torch.Tensor, cc: torch.Tensor, first: bool) -> CloudAnswer:
+            async with window:
+                return await self._submit_one(zc, cc, token if first else None)
+
+        pieces = zip(z.split(self._max_batch), context.split(self._max_batch), strict=True)
+        tasks = [asyncio.ensure_future(chunk(zc, cc, i == 0)) for i, (zc, cc) in enumerate(pieces)]
+        try:
+            answers = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        return CloudAnswer(
+            y=torch.cat([a.y for a in answers]),
+            rtt_ms=max(a.rtt_ms for a in answers),
+            queue_ms=sum(a.queue_ms for a in answers),
+            cloud_ms=sum(a.cloud_ms for a in answers),
+            batch_size=max(a.batch_size for a in answers),
+        )
+
+    async def _submit_one(
+        self, z: torch.Tensor, context: torch.Tensor, token: int | None
+    ) -> CloudAnswer:
         loop = asyncio.get_running_loop()
         if token is not None:
             self._expected.pop(token, None)
@@ -220,7 +267,9 @@ class DynamicBatcher:
 
 
 class LocalCloud:
-    """The cloud model in this process: batched forward passes on one worker thread."""
+    """The cloud model in this process: batched forward passes on one worker thread, which on
+    a GPU has a CUDA stream of its own (the edge passes use the default stream) and waits for
+    that stream only; the event loop never waits for the GPU."""
 
     def __init__(
         self,
@@ -231,6 +280,8 @@ class LocalCloud:
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.model = model
+        self.device = next(model.parameters()).device
+        self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud")
         self._batcher = DynamicBatcher(
             self._run, max_batch=max_batch, max_wait_s=max_wait_s, on_batch=on_batch
@@ -254,10 +305,29 @@ class LocalCloud:
     def _forward(self, z: torch.Tensor, context: torch.Tensor) -> RunResult:
         started = time.perf_counter()
         with torch.inference_mode():
-            y = self.model(z, context)  # (B, N, H_e), (B, C) -> (B, K)
-            if y.is_cuda:
-                torch.cuda.synchronize(y.device)
+            if self.stream is None:
+                y = self.model(z, context)  # (B, N, H_e), (B, C) -> (B, K)
+            else:
+                y = self._forward_on_stream(z, context, self.stream)
         return RunResult(y=y, compute_ms=(time.perf_counter() - started) * 1e3)
+
+    def _forward_on_stream(
+        self, z: torch.Tensor, context: torch.Tensor, stream: torch.cuda.Stream
+    ) -> torch.Tensor:
+        """The pass on the worker's stream, ordered after the work that produced z (on the
+        caller's stream), memory kept alive across the two streams; then this thread (only)
+        waits for its stream."""
+        producer = torch.cuda.current_stream(self.device)
+        stream.wait_stream(producer)
+        with torch.cuda.stream(stream):
+            z = z.to(self.device, non_blocking=True)
+            context = context.to(self.device, non_blocking=True)
+            y: torch.Tensor = self.model(z, context)
+        z.record_stream(stream)
+        context.record_stream(stream)
+        y.record_stream(producer)  # the caller reads y on its stream
+        stream.synchronize()
+        return y
 
     async def close(self) -> None:
         await self._batcher.close()
@@ -281,8 +351,21 @@ class SimulatedLink:
         self._rng = rng or random.Random()
 
     async def infer(
-        self, z: torch.Tensor, context: torch.Tensor, *, ddnn_version: str
+        self,
+        z: torch.Tensor,
+        context: torch.Tensor,
+        *,
+        ddnn_version: str,
+        timeout_s: float | None = None,
+        count_timeout: bool = True,
     ) -> CloudAnswer:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._round_trip(z, context)
+        except TimeoutError as exc:
+            raise CloudUnavailable(missed_deadline(timeout_s), kind="timeout") from exc
+
+    async def _round_trip(self, z: torch.Tensor, context: torch.Tensor) -> CloudAnswer:
         delay_ms = self.rtt_ms
         if self.jitter_ms > 0:
             delay_ms = max(0.0, delay_ms + self._rng.uniform(-self.jitter_ms, self.jitter_ms))
@@ -300,9 +383,6 @@ class SimulatedLink:
     def describe(self) -> str:
         return "simulated"
 
-    def report_failure(self, reason: str) -> None:
-        """Nothing to remember: the simulated cloud is always there."""
-
 
 class RemoteCloud:
     """A cloud-role process over HTTP, with edge-side batching and a circuit breaker."""
@@ -315,10 +395,14 @@ class RemoteCloud:
         retry_after_s: float,
         max_batch: int,
         max_wait_s: float,
+        binary: bool = True,
+        token: SecretStr | None = None,
         client: httpx.AsyncClient | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.url = url
+        self.binary = binary  # z as float32 bytes (service.wire), else JSON lists
+        self._token = token
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
@@ -327,23 +411,57 @@ class RemoteCloud:
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
         self._batchers: dict[str, DynamicBatcher] = {}  # one per DDNN version: z is version-bound
-        self._down_until = 0.0
-        self._last_failure = ""
+        self.breaker = CircuitBreaker(retry_after_s)
 
     def describe(self) -> str:
         return self.url
 
     async def infer(
-        self, z: torch.Tensor, context: torch.Tensor, *, ddnn_version: str
+        self,
+        z: torch.Tensor,
+        context: torch.Tensor,
+        *,
+        ddnn_version: str,
+        timeout_s: float | None = None,
+        count_timeout: bool = True,
     ) -> CloudAnswer:
-        now = time.monotonic()
-        if now < self._down_until:
+        """Through the breaker: refused at once while it is open; each call's outcome counts
+        in the breaker's generation it was admitted in (service.breaker)."""
+        ticket = self._admit()
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = await self._batcher(ddnn_version).submit(z, context)
+        except TimeoutError as exc:
+            reason = missed_deadline(timeout_s)
+            if count_timeout:
+                self.breaker.failed(ticket, reason)
+            else:
+                self.breaker.abandoned(ticket)
+            raise CloudUnavailable(reason, kind="timeout") from exc
+        except CloudUnavailable as exc:
+            self.breaker.failed(ticket, exc.reason)
+            raise
+        except BaseException:  # cancelled by the caller: no outcome
+            self.breaker.abandoned(ticket)
+            raise
+        self.breaker.succeeded(ticket)
+        return answer
+
+    def _admit(self) -> Ticket:
+        try:
+            return self.breaker.admit()
+        except CircuitOpen as exc:
+            if exc.probing:
+                why = "is being probed after it failed"
+            else:
+                why = f"is skipped for {exc.remaining_s:.1f} s more after it failed"
             raise CloudUnavailable(
-                f"the cloud at {self.url} failed {self._last_failure} and is skipped for "
-                f"{self._down_until - now:.1f} s more",
+                f"the cloud at {self.url} {why} ({exc.last_failure})",
                 kind="circuit_open",
                 sent=False,
-            )
+            ) from None
+
+    def _batcher(self, ddnn_version: str) -> DynamicBatcher:
         batcher = self._batchers.get(ddnn_version)
         if batcher is None:
             batcher = DynamicBatcher(
@@ -354,26 +472,19 @@ class RemoteCloud:
                 on_batch=self._on_batch,
             )
             self._batchers[ddnn_version] = batcher
-        try:
-            answer = await batcher.submit(z, context)
-        except CloudUnavailable as exc:
-            self.report_failure(exc.reason)
-            raise
-        self._down_until = 0.0
-        return answer
-
-    def report_failure(self, reason: str) -> None:
-        """Open the circuit: skip this cloud for retry_after_s."""
-        if self.retry_after_s > 0:
-            self._down_until = time.monotonic() + self.retry_after_s
-            self._last_failure = f"({reason})"
+        return batcher
 
     async def _post(self, z: torch.Tensor, context: torch.Tensor, version: str) -> RunResult:
-        body = {"ddnn_version": version, "z": z.cpu().tolist(), "context": context.cpu().tolist()}
+        content, headers = self._body(z, context, version)
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         started = time.perf_counter()
         try:
             response = await self._client.post(
-                f"{self.url}/v1/cloud/infer", json=body, timeout=self.timeout_s
+                f"{self.url}/v1/cloud/infer",
+                content=content,
+                headers=headers,
+                timeout=self.timeout_s,
             )
         except httpx.TimeoutException as exc:
             raise CloudUnavailable(
@@ -387,6 +498,14 @@ class RemoteCloud:
             ) from exc
         elapsed_ms = (time.perf_counter() - started) * 1e3
         return _parse_cloud_response(response, z, self.url, elapsed_ms)
+
+    def _body(
+        self, z: torch.Tensor, context: torch.Tensor, version: str
+    ) -> tuple[bytes, dict[str, str]]:
+        if self.binary:
+            return wire.encode(z, context, version)
+        body = {"ddnn_version": version, "z": z.cpu().tolist(), "context": context.cpu().tolist()}
+        return json.dumps(body).encode(), {"Content-Type": "application/json"}
 
     async def close(self) -> None:
         for batcher in self._batchers.values():
@@ -439,15 +558,14 @@ async def call_with_timeout(
     *,
     ddnn_version: str,
     timeout_s: float,
+    count_timeout: bool = True,
 ) -> CloudAnswer:
-    """The whole remote leg under one deadline; any failure becomes CloudUnavailable."""
+    """The whole remote leg under one deadline (the link enforces it, and its breaker counts a
+    missed one only with `count_timeout`); any failure becomes CloudUnavailable."""
     try:
-        async with asyncio.timeout(timeout_s):
-            return await link.infer(z, context, ddnn_version=ddnn_version)
-    except TimeoutError as exc:
-        reason = f"the cloud did not answer within {timeout_s * 1e3:.0f} ms"
-        link.report_failure(reason)
-        raise CloudUnavailable(reason, kind="timeout") from exc
+        return await link.infer(
+            z, context, ddnn_version=ddnn_version, timeout_s=timeout_s, count_timeout=count_timeout
+        )
     except CloudUnavailable:
         raise
     except Exception as exc:  # a bug or a device error in the cloud must not fail the request
@@ -455,3 +573,7 @@ async def call_with_timeout(
         raise CloudUnavailable(
             f"the cloud failed ({type(exc).__name__}: {exc})", kind="error"
         ) from exc
+
+
+def missed_deadline(timeout_s: float | None) -> str:
+    return f"the cloud did not answer within {(timeout_s or 0.0) * 1e3:.0f} ms"

@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     # int8: dynamic quantization of the cloud's LSTM and Linear layers (CPU only); float32 by
     # measurement: no faster on the bench's CPU (bench/results.md), and it moves the answers
     cloud_precision: CloudPrecision = "float32"
-    startup_load_timeout_s: float = Field(default=60.0, gt=0)  # then serve not-ready, keep trying
+    # wait this long for the first load before serving (0: bind the port at once; /readyz says
+    # not ready until the pair is loaded, and failed loads are retried)
+    startup_load_timeout_s: float = Field(default=0.0, ge=0)
     load_retry_initial_s: float = Field(default=1.0, gt=0)  # backoff between load attempts
     load_retry_max_s: float = Field(default=60.0, gt=0)
     alias_poll_interval_s: float = Field(default=0.0, ge=0)  # 0: no polling
@@ -73,10 +75,15 @@ class Settings(BaseSettings):
     rtt_ms: float = Field(default=PAPER_RTT_MS, ge=0)  # simulated edge-cloud round trip
     rtt_jitter_ms: float = Field(default=0.0, ge=0)  # uniform in [-jitter, +jitter], floored at 0
     cloud_url: str | None = None  # set: call a cloud-role process over HTTP instead of simulating
+    # shared secret of the edge-cloud link: the cloud refuses calls without
+    # `Authorization: Bearer <token>`, the edge sends it (None: no token asked or sent)
+    cloud_token: SecretStr | None = None
+    cloud_binary: bool = True  # z as float32 bytes on the link (service.wire); False: JSON lists
     cloud_timeout_s: float = Field(default=1.0, gt=0)  # then answer with the local exit
     # the batch endpoint's remote subset is one cloud pass that grows with the batch
     cloud_batch_timeout_s: float = Field(default=10.0, gt=0)
-    cloud_retry_after_s: float = Field(default=5.0, ge=0)  # skip a failed cloud this long
+    # skip a failed cloud this long, then probe it with one request (service.breaker); 0: never
+    cloud_retry_after_s: float = Field(default=5.0, ge=0)
     cloud_batch_wait_ms: float = Field(default=5.0, ge=0)  # dynamic batching: wait at most
     cloud_max_batch: int = Field(default=256, ge=1)
 
@@ -97,6 +104,13 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"cloud_url must start with http:// or https://, got {value!r}")
+        return value
+
+    @field_validator("cloud_token")
+    @classmethod
+    def _no_empty_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # an empty variable (compose without the secrets file): no token
         return value
 
     @field_validator("default_transmission_cost", "confidence_eta", "rtt_ms")

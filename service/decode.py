@@ -14,6 +14,10 @@ import torch
 from service.pair import FLOAT32_BYTES, ServingPair
 
 MAX_DEMAND = 1e30  # larger values overflow float32 once scaled
+Z_LIMIT = 1.0  # z is the edge LSTM's output, within [-1, 1]
+CONTEXT_LIMIT = MAX_DEMAND  # the context travels with z: the edge's transform of the demand
+STACK_AT_ONCE = 64  # windows converted by one numpy call; more: one window at a time
+BASE64_PIECE = 1 << 20  # base64 characters decoded at a time (a multiple of 4)
 
 
 class InvalidDemand(ValueError):
@@ -52,14 +56,29 @@ def decode_windows(
 
 
 def _stack_windows(windows: Sequence[Sequence[Sequence[float]]], pair: ServingPair) -> np.ndarray:
+    """One numpy call for a small batch; window by window for a big one, so that on a worker
+    thread the event loop gets the GIL between windows (one call holds it for all of them)."""
+    shape = (len(windows), pair.n_vnfs, pair.n_steps)
     try:
-        array = np.asarray(windows, dtype=np.float64)
+        if len(windows) <= STACK_AT_ONCE:
+            array = np.asarray(windows, dtype=np.float64)
+        else:
+            array = np.empty(shape)
+            for b, window in enumerate(windows):
+                array[b] = _window_array(window, shape[1:])
     except ValueError:
         array = np.empty(0)  # ragged: the loop below names the offending window
-    if array.shape != (len(windows), pair.n_vnfs, pair.n_steps):
+    if array.shape != shape:
         for b, window in enumerate(windows):
             _check_window_shape(window, pair, f"windows[{b}]")
         raise InvalidDemand(f"windows have shape {array.shape}, expected (B, K, N)")
+    return array
+
+
+def _window_array(window: Sequence[Sequence[float]], shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(window, dtype=np.float64)
+    if array.shape != shape:  # assigning it would broadcast a (1, N) window silently
+        raise ValueError(f"window of shape {array.shape}")
     return array
 
 
@@ -71,8 +90,12 @@ def _decode_base64(text: str, pair: ServingPair, max_batch: int) -> np.ndarray:
         raise BatchTooLarge(
             f"batch of {size // per_window} windows exceeds the limit of {max_batch}"
         )
-    try:  # strict: no stray characters (b64decode(validate=True) is ~10x slower on MBs)
-        raw = binascii.a2b_base64(text, strict_mode=True)
+    try:  # strict: no stray characters (b64decode(validate=True) is ~10x slower on MBs); in
+        # pieces, so that on a worker thread the event loop gets the GIL between them
+        raw = b"".join(
+            binascii.a2b_base64(text[i : i + BASE64_PIECE], strict_mode=True)
+            for i in range(0, len(text), BASE64_PIECE)
+        )
     except (binascii.Error, ValueError) as exc:
         raise InvalidDemand(f"windows_base64 is not valid base64: {exc}") from exc
     if not raw or len(raw) % per_window:
@@ -114,6 +137,73 @@ def _check_values(windows: np.ndarray, *, single: bool) -> None:
     if value < 0:
         raise InvalidDemand(f"{where} = {value:g} is negative: demand must be >= 0")
     raise InvalidDemand(f"{where} = {value:g} is too large (at most {MAX_DEMAND:g})")
+
+
+# ---- the cloud role's inputs ------------------------------------------------------------------
+
+
+def decode_cloud_inputs(
+    z: Sequence[Sequence[Sequence[float]]] | np.ndarray,
+    context: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    n_steps: int,
+    edge_hidden: int,
+    context_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """z (B, N, H_e) and context (B, C) (nested lists from JSON, or arrays from a binary body)
+    as float32 arrays; a ragged or wrongly sized list is named (e.g. ``z[1] holds 11 items,
+    not N = 12``)."""
+    batch = len(z)
+    z_array = _regular(z, (batch, n_steps, edge_hidden), ("B", "N", "H_e"), "z")
+    context_array = _regular(context, (batch, context_size), ("B", "C"), "context")
+    check_cloud_values(z_array, context_array)
+    return z_array.astype(np.float32), context_array.astype(np.float32)
+
+
+def check_cloud_values(z: np.ndarray, context: np.ndarray) -> None:
+    """z within [-1, 1] (an LSTM's output), context within +-MAX_DEMAND (the edge's transform
+    of demand), both finite; the first value outside is named."""
+    for name, array, limit in (("z", z, Z_LIMIT), ("context", context, CONTEXT_LIMIT)):
+        outside = ~(np.abs(array) <= limit)  # NaN is outside too
+        if not outside.any():
+            continue
+        position = tuple(int(i) for i in np.argwhere(outside)[0])
+        where = name + "".join(f"[{i}]" for i in position)
+        value = float(array[position])
+        if not np.isfinite(value):
+            raise InvalidDemand(f"{where} is {value}: z and context must be finite numbers")
+        raise InvalidDemand(f"{where} = {value:g} is outside [-{limit:g}, {limit:g}]")
+
+
+def _regular(
+    values: Sequence[object] | np.ndarray,
+    shape: tuple[int, ...],
+    labels: tuple[str, ...],
+    name: str,
+) -> np.ndarray:
+    try:  # float64 (JSON numbers) until checked, then float32 for the model
+        array = np.asarray(values, dtype=np.float64)
+    except ValueError:  # ragged: the walk below names the first misfit
+        array = np.empty(0, dtype=np.float32)
+    if array.shape != shape:
+        misfit = _first_misfit(values, shape, labels, name) or f"{name} has shape {array.shape}"
+        raise InvalidDemand(f"{misfit}; expected ({', '.join(labels)}) = {shape}")
+    return array
+
+
+def _first_misfit(
+    values: object, shape: tuple[int, ...], labels: tuple[str, ...], where: str
+) -> str | None:
+    """The first list whose length is not the expected one, e.g. 'z[1] holds 11 items, not
+    N = 12' (None when every length fits)."""
+    if not isinstance(values, Sequence | np.ndarray) or len(values) != shape[0]:
+        size = len(values) if isinstance(values, Sequence | np.ndarray) else "no"
+        return f"{where} holds {size} items, not {labels[0]} = {shape[0]}"
+    for i, item in enumerate(values if len(shape) > 1 else ()):
+        found = _first_misfit(item, shape[1:], labels[1:], f"{where}[{i}]")
+        if found:
+            return found
+    return None
 
 
 def scale_windows(windows: np.ndarray, pair: ServingPair) -> torch.Tensor:

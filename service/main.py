@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.config import Settings, get_settings
 from service.metrics import ServiceMetrics
 from service.middleware import LoadShedder, RequestIdMiddleware
+from service.openapi import ServiceApp
 from service.routes import allocations, cloud, health, models, v2
 from service.runtime import (
     AliasResolver,
@@ -71,7 +73,7 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="DDNN slice allocation service",
         version="0.1.0",
         summary="Edge/cloud resource allocation for network slices with a distributed LSTM.",
@@ -90,7 +92,9 @@ def create_app(
         app.include_router(allocations.router)
         app.include_router(v2.router)  # the Open Inference Protocol (KServe v2)
     if settings.serves_cloud:
-        app.include_router(cloud.router)
+        app.include_router(
+            cloud.router, dependencies=cloud.TOKEN_CHECK if settings.cloud_token else []
+        )
     _install_error_handlers(app)
     app.add_middleware(  # innermost of the three: after the size check, counted in the metrics
         LoadShedder,
@@ -132,10 +136,18 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
-        logger.exception("unhandled error on %s", request.url.path)
-        return JSONResponse(
-            {"error": "internal_error", "message": f"{type(exc).__name__}: {exc}"}, status_code=500
+        """The exception's text goes to the log only (it may hold paths, settings, data); the
+        body says where to find it."""
+        request_id = uuid.uuid4().hex
+        logger.error(
+            "unhandled error on %s %s (request id %s)",
+            request.method,
+            request.url.path,
+            request_id,
+            exc_info=exc,
         )
+        message = f"internal error; the service log has the details under request id {request_id}"
+        return JSONResponse({"error": "internal_error", "message": message}, status_code=500)
 
 
 def _clean(error: Any) -> dict[str, Any]:
@@ -215,11 +227,29 @@ class EdgeMiddleware:
 
             await self.app(scope, receive_wrapper, send_wrapper)
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
             self.metrics.observe_request(
-                endpoint, scope["method"], str(status), time.perf_counter() - started
+                _endpoint_label(scope),
+                _method_label(scope),
+                str(status),
+                time.perf_counter() - started,
             )
+
+
+# the label values are bounded: a client choosing the method or the path adds no series
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+
+
+def _method_label(scope: Scope) -> str:
+    method: str = scope["method"]
+    return method if method in METHODS else "other"
+
+
+def _endpoint_label(scope: Scope) -> str:
+    """The route's template (e.g. /v1/allocations), or one bucket for paths no route has."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED
 
 
 def _content_length(scope: Scope) -> int | None:

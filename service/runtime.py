@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import numpy as np
 import torch
 
+from ddnn.config import ConfigError
 from ddnn.device import resolve_device
 from ddnn.policies import PolicyOverrides, online_policy
 from registry import (
@@ -45,6 +46,21 @@ logger = logging.getLogger(__name__)
 PairLoader = Callable[[Settings], LoadedPair]
 AliasResolver = Callable[[Settings], tuple[str, str]]
 RETIRE_GRACE_S = 30.0  # an old pair's cloud stays open this long for requests in flight
+
+
+class ImpossibleSetting(RuntimeError):
+    """A setting that no retry can satisfy (DDNN_DEVICE=cuda without CUDA): the start fails at
+    once with this message instead of serving not-ready forever."""
+
+
+def check_settings(settings: Settings) -> torch.device:
+    """The device the settings ask for, or ImpossibleSetting naming the setting."""
+    try:
+        return resolve_device(settings.device)
+    except ConfigError as exc:
+        raise ImpossibleSetting(
+            f"DDNN_DEVICE={settings.device}: {exc}; set DDNN_DEVICE=auto or cpu"
+        ) from None
 
 
 class ReloadError(RuntimeError):
@@ -117,6 +133,7 @@ class ServiceRuntime:
         self._resolver = resolver
         self.pair: ServingPair | None = None
         self.last_error: str | None = "the models have not been loaded yet"
+        self.device = torch.device("cpu")  # what the settings ask for, checked by start()
         self.registry = RegistryCheck()
         self.options = PolicyOptions(
             default_policy=online_policy(settings.default_policy),
@@ -136,6 +153,8 @@ class ServiceRuntime:
                 retry_after_s=settings.cloud_retry_after_s,
                 max_batch=settings.cloud_max_batch,
                 max_wait_s=settings.cloud_batch_wait_ms / 1e3,
+                binary=settings.cloud_binary,
+                token=settings.cloud_token,
                 on_batch=metrics.observe_cloud_batch,
             )
         self._rng = random.Random(settings.random_seed)
@@ -147,12 +166,18 @@ class ServiceRuntime:
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Wait for the first load attempt (at most startup_load_timeout_s), then serve: ready,
-        or not ready with the reason while a background task keeps retrying."""
+        """Check the settings (ImpossibleSetting: the start fails), start loading in the
+        background and serve at once (by default; startup_load_timeout_s > 0 waits that long
+        for the first attempt): /healthz answers, /readyz says not ready and why until the
+        pair is loaded, and a failed load is retried with backoff."""
+        self.device = check_settings(self.settings)
         torch.set_num_threads(self.settings.torch_threads)
         self._keep(asyncio.create_task(self._load_until_ready()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._first_attempt.wait(), self.settings.startup_load_timeout_s)
+        if self.settings.startup_load_timeout_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._first_attempt.wait(), self.settings.startup_load_timeout_s
+                )
         if self.pair is None:
             logger.warning("serving without models for now: %s", self.last_error)
         if self.settings.alias_poll_interval_s > 0 and self._resolver is not None:
@@ -205,6 +230,9 @@ class ServiceRuntime:
             options=self.options,
             cloud_timeout_s=settings.cloud_batch_timeout_s if batch else settings.cloud_timeout_s,
             started=started,
+            # a batch's cloud pass grows with the batch: missing its deadline says nothing about
+            # the cloud's health, so it does not open the circuit for single requests
+            count_timeout=not batch,
         )
         self.metrics.observe_prediction(
             policy=prediction.policy.name,
@@ -245,7 +273,7 @@ class ServiceRuntime:
         """Load through the registry and place on the device (blocking: run on a thread)."""
         started = time.perf_counter()
         loaded = self._loader(self.settings)
-        device = resolve_device(self.settings.device)
+        device = self.device
         ddnn, offloaders = place_models(loaded.ddnn.build(), loaded.offloader.build(), device)
         pair = ServingPair(
             config=ddnn.config,

@@ -25,6 +25,7 @@ from ddnn.policies import (
 )
 
 Where = Literal["local", "remote"]  # an exit or a decision, not a policy
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 _DEMAND_EXAMPLE: Any = [[120.5, 118.0, 131.2, 140.9], [80.1, 82.4, 79.9, 85.0]]
 
@@ -47,13 +48,27 @@ _EXAMPLE_SENTENCE = (  # what COST_AWARE.explain writes for the example below
 )
 
 
+REQUEST_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request: no unknown fields; only finite numbers (NaN, Infinity and overflowing
+    literals such as 1e999 are refused with 422, wherever they are); and what the schema
+    says, no coercion (true or "1.5" is not a number)."""
+
+    model_config = REQUEST_CONFIG
+
+
+class _Answer(BaseModel):
+    """A response: NaN and Infinity are rendered as JS constants (not pydantic's default null)
+    so that service.deps.RawJSONResponse can find them and refuse to send the answer."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
 
 class AllocationRequest(_Strict):
     model_config = ConfigDict(
-        extra="forbid",
+        **REQUEST_CONFIG,
         json_schema_extra={
             "examples": [
                 {"demand": _DEMAND_EXAMPLE, "policy": COST_AWARE.name, "transmission_cost": 0.05}
@@ -68,9 +83,16 @@ class AllocationRequest(_Strict):
 
 class BatchAllocationRequest(_Strict):
     model_config = ConfigDict(
-        extra="forbid",
+        **REQUEST_CONFIG,
         json_schema_extra={
-            "examples": [{"windows": [_DEMAND_EXAMPLE, _DEMAND_EXAMPLE], "policy": ML.name}]
+            "examples": [{"windows": [_DEMAND_EXAMPLE, _DEMAND_EXAMPLE], "policy": ML.name}],
+            "oneOf": [  # exactly one of the two, not null
+                {"required": ["windows"], "properties": {"windows": {"type": "array"}}},
+                {
+                    "required": ["windows_base64"],
+                    "properties": {"windows_base64": {"type": "string"}},
+                },
+            ],
         },
     )
 
@@ -79,6 +101,8 @@ class BatchAllocationRequest(_Strict):
     )
     windows_base64: str | None = Field(
         default=None,
+        # documented, checked by service.decode (which names what is wrong)
+        json_schema_extra={"contentEncoding": "base64", "pattern": BASE64_PATTERN},
         description=(
             "Compact alternative to `windows` for high-throughput clients: base64 of "
             "little-endian float32 values in (B, K, N) C order. Give exactly one of the two."
@@ -88,7 +112,7 @@ class BatchAllocationRequest(_Strict):
     transmission_cost: float | None = Field(default=None, ge=0, description=_COST_DOC)
 
 
-class Rationale(BaseModel):
+class Rationale(_Answer):
     policy: OnlinePolicyName
     score: float | None = Field(
         description=f"What the policy compared (null for {LOCAL.name} and {REMOTE.name})."
@@ -107,7 +131,7 @@ class Rationale(BaseModel):
     sentence: str = Field(description="One readable sentence explaining the answer.")
 
 
-class LatencyBreakdown(BaseModel):
+class LatencyBreakdown(_Answer):
     edge: float = Field(description="Edge model compute (ms).")
     decision: float = Field(description="Offloading decision (ms).")
     rtt: float = Field(description="Edge-cloud round trip, simulated or measured (ms).")
@@ -116,16 +140,24 @@ class LatencyBreakdown(BaseModel):
     total: float = Field(description="Whole request inside the service (ms).")
 
 
-class ModelVersions(BaseModel):
+class ModelVersions(_Answer):
     ddnn: str
     offloader: str
     alias: str
 
 
-class AllocationResult(BaseModel):
+class AllocationResult(_Answer):
     decision: Where = Field(description="What the policy decided.")
     exit: Where = Field(description="The exit that produced the allocation (local on fallback).")
-    allocation: list[float] = Field(description="K allocations in data units (not clipped).")
+    allocation: list[float] = Field(
+        description=(
+            "K allocations in data units, never below zero: a model output below zero (for a "
+            "VNF whose demand is near zero) is set to 0, and `clipped` says so."
+        )
+    )
+    clipped: bool = Field(
+        description="True when the model answered below zero for at least one VNF (set to 0)."
+    )
     rationale: Rationale
     uplink_bytes: int = Field(description="float32 bytes of z + context sent; 0 when local.")
 
@@ -138,6 +170,7 @@ class AllocationResponse(AllocationResult):
                     "decision": "remote",
                     "exit": "remote",
                     "allocation": [131.9, 84.2],
+                    "clipped": False,
                     "rationale": {
                         "policy": COST_AWARE.name,
                         "score": 0.21,
@@ -167,9 +200,10 @@ class AllocationResponse(AllocationResult):
     models: ModelVersions
 
 
-class BatchAllocationResponse(BaseModel):
+class BatchAllocationResponse(_Answer):
     results: list[AllocationResult]
     share_local: float = Field(description="Share of windows answered by the local exit.")
+    clipped: int = Field(description="Windows with an allocation clipped at zero (see results).")
     uplink_bytes: int = Field(description="Total float32 bytes sent to the cloud for the batch.")
     latency_ms: LatencyBreakdown = Field(description="For the whole batch (one RTT).")
     models: ModelVersions
@@ -177,18 +211,22 @@ class BatchAllocationResponse(BaseModel):
 
 class CloudInferRequest(_Strict):
     model_config = ConfigDict(
-        extra="forbid",
+        **REQUEST_CONFIG,
         json_schema_extra={
             "examples": [{"ddnn_version": "3", "z": [[[0.1], [0.2]]], "context": [[0.4, 0.5]]}]
         },
     )
 
     ddnn_version: str = Field(description="The DDNN version the edge that computed z runs.")
-    z: list[list[list[float]]] = Field(min_length=1, description="(B, N, H_e) edge outputs.")
-    context: list[list[float]] = Field(description="(B, C) floats that travel with z.")
+    z: list[list[list[float]]] = Field(
+        min_length=1, description="(B, N, H_e) edge outputs (an LSTM's: within [-1, 1])."
+    )
+    context: list[list[float]] = Field(
+        description="(B, C) floats that travel with z (the same B; within +-1e30)."
+    )
 
 
-class CloudInferResponse(BaseModel):
+class CloudInferResponse(_Answer):
     y: list[list[float]] = Field(description="(B, K) remote exits in normalised units.")
     ddnn_version: str
     cloud_ms: float = Field(description="Cloud compute for the batch this request joined (ms).")
@@ -196,13 +234,13 @@ class CloudInferResponse(BaseModel):
     batch_size: int
 
 
-class LoadedModelInfo(BaseModel):
+class LoadedModelInfo(_Answer):
     name: str
     version: str
     run_id: str | None
 
 
-class RegistryStatus(BaseModel):
+class RegistryStatus(_Answer):
     reachable: bool | None = Field(
         description=(
             "Whether the alias poller's last look reached the model registry (null before its "
@@ -214,7 +252,7 @@ class RegistryStatus(BaseModel):
     error: str | None = Field(description="Why the last look failed (null when it succeeded).")
 
 
-class ModelsResponse(BaseModel):
+class ModelsResponse(_Answer):
     ready: bool
     alias: str
     ddnn: LoadedModelInfo | None
@@ -240,17 +278,17 @@ class ModelsResponse(BaseModel):
     registry: RegistryStatus
 
 
-class ReloadResponse(BaseModel):
+class ReloadResponse(_Answer):
     reloaded: bool = Field(description="False when the alias still points at the loaded pair.")
     previous: ModelVersions | None
     current: ModelVersions
 
 
-class HealthResponse(BaseModel):
+class HealthResponse(_Answer):
     status: Literal["ok"]
 
 
-class ReadinessResponse(BaseModel):
+class ReadinessResponse(_Answer):
     ready: bool
     reason: str | None = None
     models: ModelVersions | None = None

@@ -10,10 +10,14 @@ built without validation and rendered once by pydantic-core.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+import numpy as np
 from fastapi import APIRouter, Request
+from starlette.responses import Response
 
-from service.allocation import encode_batch, encode_single
+from service.allocation import INLINE_ROWS, Prediction, encode_batch, encode_single
+from service.bodies import INLINE_BODY_BYTES, off_loop, parse_body, parse_in_steps, read_body
 from service.decode import (
     BatchTooLarge,
     InvalidDemand,
@@ -26,11 +30,12 @@ from service.deps import (
     RawJSONResponse,
     RuntimeDep,
     json_body_schema,
-    parse_body,
+    json_bytes,
     too_large,
     unprocessable,
 )
 from service.fastjson import parse_batch, parse_single
+from service.pair import ServingPair
 from service.schemas import (
     AllocationRequest,
     AllocationResponse,
@@ -67,8 +72,9 @@ async def create_allocation(
 ) -> RawJSONResponse:
     started = _started(request)
     raw = await request.body()
-    fast = parse_single(raw, pair.n_vnfs, pair.n_steps)  # a well-formed window, ~3x faster
-    body = fast.request if fast is not None else parse_body(AllocationRequest, raw)
+    # a well-formed window takes simdjson's fast path (~3x faster); a large body the steps
+    fast = parse_single(raw, pair.n_vnfs, pair.n_steps) if len(raw) <= INLINE_BODY_BYTES else None
+    body = fast.request if fast is not None else await read_body(AllocationRequest, raw)
     try:
         windows = (
             check_windows(fast.windows, single=True)
@@ -88,13 +94,33 @@ async def create_allocation(
     openapi_extra=json_body_schema(BatchAllocationRequest),
     summary="Allocate for many windows at once (one edge pass, one cloud round trip)",
 )
-async def create_allocations(
-    request: Request, runtime: RuntimeDep, pair: PairDep
-) -> RawJSONResponse:
+async def create_allocations(request: Request, runtime: RuntimeDep, pair: PairDep) -> Response:
+    """A large body is read and decoded, and a large answer encoded, on a worker thread, in
+    steps that leave the event loop free (service.bodies)."""
     started = _started(request)
-    raw, max_batch = await request.body(), runtime.settings.max_batch
+    raw = await request.body()
+    max_batch = runtime.settings.max_batch
+    if len(raw) <= INLINE_BODY_BYTES:
+        body, windows = _read_batch(raw, pair, max_batch, parse_body)
+    else:
+        body, windows = await off_loop(_read_batch, raw, pair, max_batch, parse_in_steps)
+    prediction = await runtime.allocate(
+        pair, windows, body.policy, body.transmission_cost, started, batch=True
+    )
+    if windows.shape[0] <= INLINE_ROWS:
+        return RawJSONResponse(encode_batch(prediction))
+    content = await off_loop(_render_batch, prediction)
+    return Response(content, media_type="application/json")
+
+
+def _read_batch(
+    raw: bytes,
+    pair: ServingPair,
+    max_batch: int,
+    parse: Callable[[type[BatchAllocationRequest], bytes], BatchAllocationRequest],
+) -> tuple[BatchAllocationRequest, np.ndarray]:
     fast = parse_batch(raw, pair.n_vnfs, pair.n_steps, max_batch)  # JSON windows, well-formed
-    body = fast.request if fast is not None else parse_body(BatchAllocationRequest, raw)
+    body = fast.request if fast is not None else parse(BatchAllocationRequest, raw)
     try:
         windows = (
             check_windows(fast.windows)
@@ -105,7 +131,8 @@ async def create_allocations(
         raise too_large(str(exc)) from None
     except InvalidDemand as exc:
         raise unprocessable(str(exc)) from None
-    prediction = await runtime.allocate(
-        pair, windows, body.policy, body.transmission_cost, started, batch=True
-    )
-    return RawJSONResponse(encode_batch(prediction))
+    return body, windows
+
+
+def _render_batch(prediction: Prediction) -> bytes:
+    return json_bytes(encode_batch(prediction))

@@ -19,9 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "deployment.md"
 DEPLOY = ROOT / "deploy"
 APP = Path("/app")  # where the images keep the repository's folders
-# Settings that issue 11 adds to service/config.py (DDNN_CLOUD_TOKEN, DDNN_CLOUD_BINARY): the
-# deployment files use them already. Drop them from here once service/config.py has them.
-PENDING_SETTINGS = {"cloud_token", "cloud_binary"}
 
 
 def tool(name: str) -> str:
@@ -165,11 +162,9 @@ def setting_env_names() -> dict[str, str]:
 
 
 def known_setting(env_name: str) -> bool:
-    """A DDNN_* variable the service reads (or will, once issue 11 lands)."""
+    """A DDNN_* variable the service reads."""
     name = env_name.removeprefix("DDNN_").lower()
-    return env_name.startswith("DDNN_") and (
-        name in Settings.model_fields or name in PENDING_SETTINGS
-    )
+    return env_name.startswith("DDNN_") and name in Settings.model_fields
 
 
 def documented_default(value: Any) -> str:

@@ -6,7 +6,6 @@ import pytest
 
 from service.config import Settings
 from tests.deploy.files import (
-    PENDING_SETTINGS,
     code_names,
     docs_table,
     documented_default,
@@ -37,8 +36,6 @@ def test_documented_settings_exist() -> None:
         if name not in ("PORT", "MLFLOW_TRACKING_URI") and not known_setting(name)
     }
     assert unknown == set()
-    pending = {f"DDNN_{name.upper()}" for name in PENDING_SETTINGS}
-    assert pending <= set(documented())
 
 
 def test_documented_defaults_are_the_settings_defaults() -> None:

@@ -39,13 +39,19 @@ def model_input(demand: list[list[float]]) -> torch.Tensor:
     return torch.tensor(np.asarray(demand).T[None] / 100.0, dtype=torch.float32)
 
 
-def expected_exits(demand: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Local and remote allocations in data units, straight from the bundle's model."""
+def model_exits(demand: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Local and remote exits in data units, straight from the bundle's model."""
     model = make_bundles()[0].build()
     with torch.inference_mode():
         out = model.edge(model_input(demand))
         remote = model.cloud(out.z, out.context)
     return out.y_local[0].numpy() * 100.0, remote[0].numpy() * 100.0
+
+
+def expected_exits(demand: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The allocations the service answers with: the exits floored at zero."""
+    local, remote = model_exits(demand)
+    return np.maximum(local, 0.0), np.maximum(remote, 0.0)
 
 
 def bundle_decision(policy: Policy, demand: list[list[float]]) -> Decision:

@@ -145,6 +145,7 @@ def _remote(handler: httpx.MockTransport) -> RemoteCloud:
         retry_after_s=60.0,
         max_batch=8,
         max_wait_s=0.0,
+        binary=False,
         client=httpx.AsyncClient(transport=handler),
     )
 
