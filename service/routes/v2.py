@@ -184,13 +184,24 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 INFER_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
+        # the binary tensor data extension (the JSON header, Inference-Header-Content-Length
+        # bytes long, then the tensors) is a framing JSON Schema cannot state: described only
         "description": "JSON; or, with the binary tensor data extension, the JSON header "
         "(Inference-Header-Content-Length bytes) followed by the binary tensors.",
         "content": {
             "application/json": {"schema": _inline(InferenceRequest.model_json_schema())},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
     }
+}
+
+
+# binary_data_output: the JSON header (Inference-Header-Content-Length bytes), then the tensors
+INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The outputs: JSON, or JSON followed by binary tensors when asked for.",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    **_errors(400, 404, 413, 503),
 }
 
 
@@ -232,7 +243,7 @@ async def _infer(
 @router.post(
     "/models/{name}/infer",
     response_model=InferenceResponse,
-    responses=_errors(400, 404, 413, 503),
+    responses=INFER_RESPONSES,
     openapi_extra=INFER_DOC,
     summary="Allocate for a batch of windows: demand FP32 [B, N, K] in, tensors out",
 )
@@ -243,7 +254,7 @@ async def infer(name: ModelName, request: Request, runtime: RuntimeDep) -> Respo
 @router.post(
     "/models/{name}/versions/{version}/infer",
     response_model=InferenceResponse,
-    responses=_errors(400, 404, 413, 503),
+    responses=INFER_RESPONSES,
     openapi_extra=INFER_DOC,
     summary="Inference on one version (404 unless it is the loaded one)",
 )

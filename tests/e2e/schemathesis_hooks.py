@@ -51,7 +51,10 @@ def _fill_tensor(body: dict[str, Any]) -> None:
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         return
     shape = inputs[0].get("shape")
-    if isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) for s in shape):
-        shape[0] = min(shape[0], 8)
-        count = int(np.prod(shape))
-        inputs[0]["data"] = np.random.default_rng(count).uniform(0, 100, size=count).tolist()
+    if not isinstance(shape, list) or len(shape) != 3:
+        return
+    if not all(isinstance(s, int | float) and float(s).is_integer() for s in shape):
+        return  # JSON Schema's integers include 3.0
+    shape[:] = [min(int(shape[0]), 8), int(shape[1]), int(shape[2])]
+    count = int(np.prod(shape))
+    inputs[0]["data"] = np.random.default_rng(count).uniform(0, 100, size=count).tolist()
