@@ -259,7 +259,9 @@ async def _breakdown(loaded: Any, body: bytes, repeats: int) -> dict[str, float]
     from service.runtime import ServiceRuntime
     from service.schemas import BatchAllocationRequest
 
-    settings = Settings(_env_file=None, rtt_ms=0.0, torch_threads=1)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, rtt_ms=0.0, torch_threads=1, startup_load_timeout_s=60.0
+    )
     runtime = ServiceRuntime(settings, ServiceMetrics(), loader=lambda s: loaded, resolver=None)
     await runtime.start()
     pair = runtime.pair
