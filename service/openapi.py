@@ -10,6 +10,7 @@ document stays generic.
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 from fastapi import FastAPI
@@ -141,7 +142,7 @@ def _state_infer_sizes(schema: Schema, pair: ServingPair, max_batch: int) -> Non
     }
     knobs = {
         "policy": {"type": "string", "enum": list(ONLINE_POLICY_NAMES)},
-        "transmission_cost": {"type": "number", "minimum": 0, "maximum": 1e300},
+        "transmission_cost": {"type": "number", "minimum": 0, "maximum": sys.float_info.max},
     }
     output = {
         "type": "object",
