@@ -6,7 +6,7 @@ Every error names what was wrong and where (e.g. ``windows[3][2][17]``)."""
 from __future__ import annotations
 
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ def decode_demand(demand: Sequence[Sequence[float]], pair: ServingPair) -> np.nd
     """One request's K lists of N samples -> (1, K, N) float64, checked."""
     _check_window_shape(demand, pair, "demand")
     windows = np.asarray(demand, dtype=np.float64)[None]
-    _check_values(windows, single=True)
+    _check_values(windows, _named(single=True))
     return windows
 
 
@@ -51,7 +51,7 @@ def decode_windows(
         array = _stack_windows(windows, pair)
     else:
         array = _decode_base64(windows_base64 or "", pair, max_batch)
-    _check_values(array, single=False)
+    _check_values(array, _named(single=False))
     return array
 
 
@@ -121,7 +121,16 @@ def _check_window_shape(window: Sequence[Sequence[float]], pair: ServingPair, wh
             )
 
 
-def _check_values(windows: np.ndarray, *, single: bool) -> None:
+Where = Callable[[int, int, int], str]  # (b, k, n) -> how a request names that element
+
+
+def _named(single: bool) -> Where:
+    if single:
+        return lambda b, k, n: f"demand[{k}][{n}]"
+    return lambda b, k, n: f"windows[{b}][{k}][{n}]"
+
+
+def _check_values(windows: np.ndarray, where: Where) -> None:
     """Finite, >= 0 and not absurdly large: two vectorised reductions (NaN fails both), then a
     precise message on failure."""
     low, high = float(windows.min()), float(windows.max())
@@ -130,13 +139,12 @@ def _check_values(windows: np.ndarray, *, single: bool) -> None:
     ok = windows >= 0  # False for NaN as well as for negatives
     problems = ~ok | (np.abs(np.nan_to_num(windows, nan=0.0)) > MAX_DEMAND)
     b, k, n = (int(i) for i in np.argwhere(problems)[0])
-    where = f"demand[{k}][{n}]" if single else f"windows[{b}][{k}][{n}]"
-    value = float(windows[b, k, n])
+    name, value = where(b, k, n), float(windows[b, k, n])
     if not np.isfinite(value):
-        raise InvalidDemand(f"{where} is {value}: demand must be finite numbers (no NaN or inf)")
+        raise InvalidDemand(f"{name} is {value}: demand must be finite numbers (no NaN or inf)")
     if value < 0:
-        raise InvalidDemand(f"{where} = {value:g} is negative: demand must be >= 0")
-    raise InvalidDemand(f"{where} = {value:g} is too large (at most {MAX_DEMAND:g})")
+        raise InvalidDemand(f"{name} = {value:g} is negative: demand must be >= 0")
+    raise InvalidDemand(f"{name} = {value:g} is too large (at most {MAX_DEMAND:g})")
 
 
 # ---- the cloud role's inputs ------------------------------------------------------------------
@@ -215,8 +223,10 @@ def scale_windows(windows: np.ndarray, pair: ServingPair) -> torch.Tensor:
     return tensor if pair.device.type == "cpu" else tensor.to(pair.device, non_blocking=True)
 
 
-def check_windows(windows: np.ndarray, *, single: bool = False) -> np.ndarray:
-    """(B, K, N) windows parsed elsewhere (service.fastjson): the value checks of
-    decode_windows (of decode_demand when single)."""
-    _check_values(windows, single=single)
+def check_windows(
+    windows: np.ndarray, *, single: bool = False, where: Where | None = None
+) -> np.ndarray:
+    """(B, K, N) windows parsed elsewhere (service.fastjson, service.oip): the value checks of
+    decode_windows (of decode_demand when single); `where` names an element the caller's way."""
+    _check_values(windows, where or _named(single))
     return windows

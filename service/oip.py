@@ -32,7 +32,7 @@ from ddnn.policies import COST_AWARE, ONLINE_POLICY_NAMES
 from registry import DDNN_MODEL_NAME
 from service.allocation import Prediction
 from service.config import Settings
-from service.decode import MAX_DEMAND
+from service.decode import InvalidDemand, check_windows
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT = "demand"
@@ -203,11 +203,15 @@ def parse_infer(
         raise OIPError(400, f"the model has one input, {INPUT!r} [B, N, K]; got {names}")
     tensor = request.inputs[0]
     array = _tensor_values(tensor, binary, n_steps=n_steps, n_vnfs=n_vnfs, max_batch=max_batch)
-    _check_demand(array)
+    windows = np.ascontiguousarray(array.transpose(0, 2, 1))  # (B, N, K) -> (B, K, N)
+    try:  # the /v1 checks, naming the element as this input's [b][n][k]
+        check_windows(windows, where=lambda b, k, n: f"{INPUT}[{b}][{n}][{k}]")
+    except InvalidDemand as exc:
+        raise OIPError(400, str(exc)) from None
     policy, cost = _knobs(request.parameters or {})
     return InferCall(
         request_id=request.id,
-        windows=np.ascontiguousarray(array.transpose(0, 2, 1)),  # (B, N, K) -> (B, K, N)
+        windows=windows,
         policy=policy,
         transmission_cost=cost,
         requested=_requested(request),
@@ -293,22 +297,6 @@ def _json_values(data: Any, shape: list[int]) -> np.ndarray:
             f"(give {math.prod(shape)} numbers, flat or nested, row-major)",
         )
     return values
-
-
-def _check_demand(values: np.ndarray) -> None:
-    """Finite, >= 0 and not absurdly large; the message names the element as [b][n][k]."""
-    low, high = float(values.min()), float(values.max())
-    if low >= 0 and high <= MAX_DEMAND:
-        return
-    bad = ~(values >= 0) | (np.abs(np.nan_to_num(values, nan=0.0)) > MAX_DEMAND)
-    b, n, k = (int(i) for i in np.argwhere(bad)[0])
-    value = float(values[b, n, k])
-    where = f"{INPUT}[{b}][{n}][{k}] = {value:g}"
-    if not math.isfinite(value):
-        raise OIPError(400, f"{where}: demand must be finite numbers (no NaN or inf)")
-    if value < 0:
-        raise OIPError(400, f"{where} is negative: demand must be >= 0")
-    raise OIPError(400, f"{where} is too large (at most {MAX_DEMAND:g})")
 
 
 def _knobs(parameters: dict[str, Any]) -> tuple[str | None, float | None]:
