@@ -22,20 +22,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import fixtures  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from fixtures import Models  # noqa: E402
 
-from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig  # noqa: E402
+from ddnn.config import DDNNConfig, OffloaderConfig  # noqa: E402
 from ddnn.model import DDNN  # noqa: E402
 from ddnn.offloader import Offloader  # noqa: E402
 from ddnn.policies import CONFIDENCE, LOCAL, ML, OFFLOADER_NETWORKS, RANDOM, REMOTE, PolicyDefaults  # noqa: E402
 from ddnn.windows import MinMaxScaler  # noqa: E402
 from registry import (  # noqa: E402
-    DDNN_MODEL_NAME,
-    OFFLOADER_MODEL_NAME,
-    DDNNBundle,
     LoadedPair,
-    ModelRef,
-    OffloaderBundle,
 )
 from service.config import Settings  # noqa: E402
 from service.main import create_app  # noqa: E402
@@ -51,26 +48,17 @@ CONFIG = DDNNConfig(
 
 def loaded_pair(version: str) -> LoadedPair:
     torch.manual_seed(int(version))
-    model = DDNN(CONFIG).eval()
     offloaders = {
         name: Offloader(OffloaderConfig(N, K, hidden=(16, 8), kind=kind))
         for name, kind in OFFLOADER_NETWORKS.items()
     }
-    scaler = MinMaxScaler(minimum=np.zeros(K), maximum=np.full(K, PEAK))
-    ddnn = DDNNBundle.from_model(
-        model, cost=CostConfig(), scaler=scaler, metadata={"source": "cuda_check"}
-    )
-    offloader = OffloaderBundle.from_offloaders(
+    models = Models(
+        DDNN(CONFIG).eval(),
         offloaders,
-        ddnn_version=version,
-        defaults=PolicyDefaults(transmission_cost=0.1, confidence_eta=0.01),
-        metadata={"source": "cuda_check"},
+        MinMaxScaler(minimum=np.zeros(K), maximum=np.full(K, PEAK)),
+        PolicyDefaults(transmission_cost=0.1, confidence_eta=0.01),
     )
-    refs = [
-        ModelRef(name, version, f"run-{version}", "champion")
-        for name in (DDNN_MODEL_NAME, OFFLOADER_MODEL_NAME)
-    ]
-    return LoadedPair(ddnn, offloader, refs[0], refs[1])
+    return fixtures.loaded_pair(models, version, source="cuda_check")
 
 
 def cpu_exits(pair: LoadedPair, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,14 @@ from ddnn.model import DDNN  # noqa: E402
 from ddnn.offloader import Offloader  # noqa: E402
 from ddnn.policies import OFFLOADER_NETWORKS, PolicyDefaults, uncertainty  # noqa: E402
 from ddnn.windows import MinMaxScaler  # noqa: E402
+from registry import (  # noqa: E402
+    DDNN_MODEL_NAME,
+    OFFLOADER_MODEL_NAME,
+    DDNNBundle,
+    LoadedPair,
+    ModelRef,
+    OffloaderBundle,
+)
 
 N, K = 144, 16
 PEAK = 1000.0  # data units: demand in [0, PEAK]
@@ -120,6 +128,24 @@ def build_models(size: str = "paper") -> Models:
     return Models(
         ddnn, offloaders, scaler, PolicyDefaults(transmission_cost=0.0, confidence_eta=eta)
     )
+
+
+def loaded_pair(models: Models, version: str = "1", source: str = "bench") -> LoadedPair:
+    """The models as the service holds them after a registry load (no registry involved)."""
+    ddnn = DDNNBundle.from_model(
+        models.ddnn, cost=CostConfig(), scaler=models.scaler, metadata={"source": source}
+    )
+    offloader = OffloaderBundle.from_offloaders(
+        models.offloaders,
+        ddnn_version=version,
+        defaults=models.defaults,
+        metadata={"source": source},
+    )
+    refs = [
+        ModelRef(name, version, f"run-{version}", "champion")
+        for name in (DDNN_MODEL_NAME, OFFLOADER_MODEL_NAME)
+    ]
+    return LoadedPair(ddnn, offloader, refs[0], refs[1])
 
 
 def register(models: Models, root: Path) -> str:

@@ -24,9 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from clients import RawClient, http_request  # noqa: E402
-from fixtures import PEAK, K, Models  # noqa: E402
+from fixtures import PEAK, K, Models, loaded_pair  # noqa: E402
 
-from ddnn.config import CostConfig  # noqa: E402
 from ddnn.policies import (  # noqa: E402
     COST_AWARE,
     LOCAL,
@@ -236,18 +235,7 @@ def batch_breakdown(models: Models, windows: np.ndarray, repeats: int = 5) -> di
     body = json.dumps(
         {"windows": windows.tolist(), "policy": COST_AWARE.name, "transmission_cost": 1e9}
     ).encode()
-    return asyncio.run(_breakdown(_loaded(models), body, repeats))
-
-
-def _loaded(models: Models) -> Any:
-    from registry import DDNNBundle, LoadedPair, ModelRef, OffloaderBundle
-
-    ddnn = DDNNBundle.from_model(models.ddnn, cost=CostConfig(), scaler=models.scaler, metadata={})
-    offloader = OffloaderBundle.from_offloaders(
-        models.offloaders, ddnn_version="1", defaults=models.defaults, metadata={}
-    )
-    ref = ModelRef("bench", "1", None, "champion")
-    return LoadedPair(ddnn, offloader, ref, ref)
+    return asyncio.run(_breakdown(loaded_pair(models), body, repeats))
 
 
 async def _breakdown(loaded: Any, body: bytes, repeats: int) -> dict[str, float]:
