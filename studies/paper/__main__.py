@@ -9,8 +9,10 @@ pair, the offloaders), in parallel processes, and keeps each run's test windows 
 (``--cache``; an interrupted study resumes). It then pools the runs of each case: summary.json
 with 95 % intervals (paired block bootstrap by day), Fig. 3, Fig. 4 and Table II in
 ``<out>/<case>/``, and one markdown page (``--results``) with the paper's key observations
-marked yes / no / partly. ``--groups`` and ``--seeds`` shrink it for a quick run; ``--quick``
-uses tiny budgets that check the pipeline, not the models.
+marked yes / no / partly, built from every case's summary.json in ``--out`` (so the cases can run
+in separate invocations; ``--page-only`` rebuilds the page and trains nothing). ``--groups`` and
+``--seeds`` shrink it for a quick run; ``--quick`` uses tiny budgets that check the pipeline, not
+the models.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--cache", type=Path, default=Path("results/study-cache"))
     parser.add_argument("--out", type=Path, default=Path("results/paper"))
-    parser.add_argument("--results", type=Path, help="also write the markdown page here")
+    parser.add_argument(
+        "--results", type=Path, help="also write the markdown page here (every case in --out)"
+    )
+    parser.add_argument(
+        "--page-only", action="store_true", help="train nothing: rebuild --results from --out"
+    )
     parser.add_argument("--boot", type=int, default=2000, help="bootstrap replicates")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline")
     parser.add_argument("--n-steps", type=int, help="input window N (default: the paper's 144)")
@@ -69,8 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     command = " ".join(["python -m studies.paper", *(sys.argv[1:] if argv is None else argv)])
     summaries = {}
-    for name in args.cases.split(","):
-        case = case_of(name.strip())
+    names = [name.strip() for name in args.cases.split(",")]
+    for name in [] if args.page_only else names:
+        case = case_of(name)
         units = units_of(case, args.groups, args.seeds)
         started = time.perf_counter()
         seconds = run_units(units, config, args.jobs)
@@ -86,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.out / case.name,
         )
     if args.results is not None:
-        write_results_page(summaries, args.out, args.results, command)
+        write_results_page(args.out, args.results, command, [*CASES, SYNTHETIC_CASE.name])
     sys.stdout.write(
         json.dumps({name: s["protocol"] for name, s in summaries.items()}, indent=1) + "\n"
     )

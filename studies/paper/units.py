@@ -106,7 +106,7 @@ def unit_settings(unit: Unit, config: StudyConfig) -> Settings:
     settings = resolve_settings("paper", None, flags)
     shared = case.n_groups if config.share_groups and case.ranked_groups else 1
     data = replace(settings.data, fold=fold.name, shared_groups=shared, **case.data)  # type: ignore[arg-type]
-    model = replace(settings.model, n_vnfs=case.n_vnfs, **config.model)
+    model = replace(settings.model, n_vnfs=case.n_vnfs, **{"n_steps": case.n_steps, **config.model})
     settings = replace(settings, data=data, model=model, save_models=False)
     settings = replace(
         settings,

@@ -90,3 +90,21 @@ def intervals(summary: dict[str, Any]) -> list[tuple[str, float, list[float]]]:
             (f"{scope} ml-conf {r[0]}", r[1], [r[2], r[3]]) for r in block["ml_minus_confidence"]
         ]
     return found
+
+
+def _body(page: str) -> str:
+    """The page below its header line, with figure links as seen from the study folder."""
+    return page.split("\n", 3)[3].replace("../out/", "out/")
+
+
+def test_page_only_rebuilds_the_page_from_the_summaries(
+    study: tuple[Path, dict[str, Any]],
+) -> None:
+    folder, _ = study
+    rebuilt = folder / "rebuilt" / "RESULTS.md"
+    args = ["--page-only", "--cases", "synthetic", "--out", str(folder / "out")]
+    main([*args, "--cache", str(folder / "no-cache"), "--results", str(rebuilt)])
+    assert not (folder / "no-cache").exists()  # nothing was trained
+    again = rebuilt.read_text()
+    assert _body(again) == _body((folder / "RESULTS.md").read_text())
+    assert "--page-only" in again.split("\n", 3)[2]
