@@ -4,11 +4,15 @@ A unit runs the training jobs of the product (training.jobs.run_all.train_and_ev
 baselines, one DDNN per weight pair, their offloaders and their test records) with MLflow
 tracking off, and saves one record per weight pair in the cache. Units run in parallel worker
 processes, one torch thread each (the machine's cores, and the GPU when there is one); a unit
-whose records are in the cache is not run again, so an interrupted study resumes.
+whose records are in the cache, made with the same settings (a fingerprint of everything the
+unit's jobs were given), is not run again, so an interrupted study resumes and a changed
+setting (N, budgets, --quick) retrains.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -68,8 +72,17 @@ class Unit:
     def record_paths(self, config: StudyConfig) -> dict[float, Path]:
         return {w: self.folder(config) / f"wL{w:g}.npz" for w in config.weights}
 
+    def fingerprint_path(self, config: StudyConfig) -> Path:
+        return self.folder(config) / "settings.sha256"
+
     def done(self, config: StudyConfig) -> bool:
-        return all(path.exists() for path in self.record_paths(config).values())
+        """Its records are cached and were made with the settings it would run with now."""
+        stamp = self.fingerprint_path(config)
+        return (
+            all(path.exists() for path in self.record_paths(config).values())
+            and stamp.exists()
+            and stamp.read_text(encoding="utf-8") == settings_fingerprint(self, config)
+        )
 
 
 def case_of(name: str) -> Case:
@@ -124,6 +137,13 @@ def unit_settings(unit: Unit, config: StudyConfig) -> Settings:
     return settings
 
 
+def settings_fingerprint(unit: Unit, config: StudyConfig) -> str:
+    """A hash of everything the unit's jobs are given (not where they write)."""
+    settings = unit_settings(unit, config)
+    params = {**settings.params(), "baselines": list(settings.baselines)}
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _data_dir(config: StudyConfig) -> Path:
     if config.data_dir is None:
         raise SystemExit("this case reads a Milano file: pass --data-dir")
@@ -140,6 +160,7 @@ def run_unit(unit: Unit, config: StudyConfig) -> tuple[str, float]:
     paths = unit.record_paths(config)
     for result in trained.results:
         result.record.save(paths[result.ddnn.w_local])
+    unit.fingerprint_path(config).write_text(settings_fingerprint(unit, config), encoding="utf-8")
     return unit.key, time.perf_counter() - started
 
 

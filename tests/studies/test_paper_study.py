@@ -4,6 +4,7 @@ written, and the numbers agree with each other."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from studies.paper.__main__ import main
+from studies.paper.cases import SYNTHETIC_CASE
+from studies.paper.units import StudyConfig, units_of
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +111,14 @@ def test_page_only_rebuilds_the_page_from_the_summaries(
     again = rebuilt.read_text()
     assert _body(again) == _body((folder / "RESULTS.md").read_text())
     assert "--page-only" in again.split("\n", 3)[2]
+
+
+def test_cached_runs_are_reused_only_with_the_same_settings(
+    study: tuple[Path, dict[str, Any]],
+) -> None:
+    folder, _ = study
+    same = StudyConfig(cache=folder / "cache", data_dir=None, quick=True, model={"n_steps": 24})
+    unit = units_of(SYNTHETIC_CASE, None, 2)[0]
+    assert unit.done(same)
+    assert not unit.done(replace(same, model={"n_steps": 12}))
+    assert not unit.done(replace(same, quick=False))
