@@ -54,7 +54,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--boot", type=int, default=2000, help="bootstrap replicates")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline")
-    parser.add_argument("--n-steps", type=int, help="input window N (default: the paper's 144)")
+    parser.add_argument(
+        "--n-steps",
+        type=int,
+        help="input window N for every case (default: one day of samples per case)",
+    )
     return parser.parse_args(argv)
 
 
