@@ -3,7 +3,9 @@
 - decode (service.decode): the request's demand checked and scaled into the model's input;
 - predict: one edge pass and one policy pass for the whole batch, then one cloud call for the
   remote subset (one round trip for the batch); if the cloud fails or is too slow, those
-  samples take the local exit and the rationale says why;
+  samples take the local exit and the rationale says why. On the CPU the edge passes of small
+  requests ready at the same moment are stacked into one (service.coalesce), after which each
+  request decides on its own rows;
 - encode: the response models of service.schemas: the allocation mapped back to data units,
   the decision, the exit, the rationale and the latency breakdown. The models holding a big
   payload (the batch's results, the cloud's y) are built with `model_construct`, which skips
@@ -25,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ddnn.config import ConfigError
+from ddnn.model import EdgeOutput
 from ddnn.policies import (
     COST_AWARE,
     RANDOM,
@@ -44,6 +47,7 @@ from ddnn.policies import (
     resolve_knobs,
 )
 from service.cloud import CloudLink, CloudUnavailable, call_with_timeout
+from service.coalesce import EdgeCoalescer
 from service.decode import InvalidDemand, decode_cloud_inputs, scale_windows
 from service.pair import PolicyOptions, ServingPair
 from service.schemas import (
@@ -150,26 +154,60 @@ class Prediction:
         )
 
 
-def edge_and_decide(
-    pair: ServingPair,
-    windows: np.ndarray,
-    *,
-    policy: Policy,
-    knobs: Knobs,
-    options: PolicyOptions,
-) -> EdgeStep:
-    """Scale, one edge pass, one policy pass for the whole batch (synchronous, thread-safe)."""
+@dataclass(frozen=True)
+class EdgePass:
+    """One edge pass over B scaled windows (possibly several requests' windows, coalesced)."""
+
+    x: torch.Tensor  # (B, N, K) scaled windows
+    out: EdgeOutput
+    edge_ms: float  # the whole pass
+
+    def rows(self, rows: slice) -> EdgePass:
+        """The pass as seen by the request that owns these rows."""
+        if rows.start == 0 and rows.stop == self.x.shape[0]:
+            return self
+        out = self.out
+        with torch.inference_mode():
+            mine = EdgeOutput(z=out.z[rows], context=out.context[rows], y_local=out.y_local[rows])
+            return EdgePass(self.x[rows], mine, self.edge_ms)
+
+
+def edge_pass(pair: ServingPair, windows: np.ndarray) -> EdgePass:
+    """Scale and run the edge model over (B, K, N) windows (synchronous, thread-safe)."""
     with torch.inference_mode():
         started = time.perf_counter()
         x = scale_windows(windows, pair)  # (B, K, N) -> (B, N, K)
         out = pair.edge(x)
         _sync(pair.device)
-        edge_done = time.perf_counter()
+    return EdgePass(x, out, (time.perf_counter() - started) * 1e3)
+
+
+def coalescer_for(
+    pair: ServingPair, on_pass: Callable[[int], None] | None = None
+) -> EdgeCoalescer[EdgePass]:
+    """Coalesces the inline edge passes of concurrent small requests on this pair."""
+    return EdgeCoalescer(
+        lambda windows: edge_pass(pair, windows), max_rows=INLINE_ROWS, on_pass=on_pass
+    )
+
+
+def decide(
+    pair: ServingPair,
+    edge: EdgePass,
+    *,
+    policy: Policy,
+    knobs: Knobs,
+    options: PolicyOptions,
+) -> EdgeStep:
+    """One policy pass over an edge pass's windows (synchronous, thread-safe)."""
+    with torch.inference_mode():
+        started = time.perf_counter()
+        batch = int(edge.x.shape[0])
         evidence = Evidence(
-            batch=int(x.shape[0]),
-            x=x,
+            batch=batch,
+            x=edge.x,
             edge=pair.edge,
-            edge_out=out,
+            edge_out=edge.out,
             offloaders=pair.offloaders,
             rng=options.rng,
         )
@@ -180,19 +218,32 @@ def edge_and_decide(
             decision = policy.decide(evidence, knobs)
         decided = time.perf_counter()
         remote_rows = np.flatnonzero(~decision.local)
-        partial = 0 < remote_rows.size < x.shape[0]  # the index goes to the device here, too
+        partial = 0 < remote_rows.size < batch  # the index goes to the device here, too
         remote_index = torch.from_numpy(remote_rows).to(pair.device) if partial else None
     return EdgeStep(
-        y_local=out.y_local,
-        z=out.z,
-        context=out.context,
+        y_local=edge.out.y_local,
+        z=edge.out.z,
+        context=edge.out.context,
         decision=decision,
         governing_cost=policy.governing_cost(knobs),
-        edge_ms=(edge_done - started) * 1e3,
-        decision_ms=(decided - edge_done) * 1e3,
+        edge_ms=edge.edge_ms,
+        decision_ms=(decided - started) * 1e3,
         remote_rows=remote_rows,
         remote_index=remote_index,
     )
+
+
+def edge_and_decide(
+    pair: ServingPair,
+    windows: np.ndarray,
+    *,
+    policy: Policy,
+    knobs: Knobs,
+    options: PolicyOptions,
+) -> EdgeStep:
+    """Scale, one edge pass, one policy pass for the whole batch (synchronous, thread-safe)."""
+    edge = edge_pass(pair, windows)
+    return decide(pair, edge, policy=policy, knobs=knobs, options=options)
 
 
 def _sync(device: torch.device) -> None:
@@ -216,7 +267,8 @@ async def predict(
 
     What waits for a GPU (the edge pass with its synchronize, the copy of the answer to the
     host) runs on a worker thread, never on the event loop; on the CPU a small batch runs
-    inline, cheaper than the hop to a thread."""
+    inline, cheaper than the hop to a thread, its edge pass stacked with those of the requests
+    ready in the same loop iteration when the pair has a coalescer (service.coalesce)."""
     chosen = policy_named(policy, options)
     knobs = knobs_for(pair, options, requested_cost)
     on_gpu = pair.device.type != "cpu"
@@ -224,6 +276,9 @@ async def predict(
         step = await asyncio.to_thread(
             edge_and_decide, pair, windows, policy=chosen, knobs=knobs, options=options
         )
+    elif pair.coalescer is not None:  # one pass with the concurrent requests', own decision
+        edge, rows = await pair.coalescer.submit(windows)
+        step = decide(pair, edge.rows(rows), policy=chosen, knobs=knobs, options=options)
     else:
         step = edge_and_decide(pair, windows, policy=chosen, knobs=knobs, options=options)
     local = step.decision.local

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     cloud_batch_wait_ms: float = Field(default=5.0, ge=0)  # dynamic batching: wait at most
     cloud_max_batch: int = Field(default=256, ge=1)
 
+    # --- edge ----------------------------------------------------------------------------
+    # stack the edge passes of small requests that are ready in the same event-loop iteration
+    # into one pass (service.coalesce): no timer, so a lone request waits for nothing
+    edge_coalesce: bool = True
+
     # --- limits and admin ----------------------------------------------------------------
     max_batch: int = Field(default=4096, ge=1)  # windows per batch request
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

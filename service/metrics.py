@@ -73,6 +73,12 @@ class ServiceMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self.edge_batch = Histogram(
+            "ddnn_edge_batch_size",
+            "Windows per coalesced edge pass (DDNN_EDGE_COALESCE).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.load_failures = Counter(
             "ddnn_model_load_failures", "Failed attempts to load the pair at startup.", registry=r
         )
@@ -97,6 +103,9 @@ class ServiceMetrics:
 
     def observe_cloud_batch(self, size: int) -> None:
         self.cloud_batch.observe(size)
+
+    def observe_edge_pass(self, size: int) -> None:
+        self.edge_batch.observe(size)
 
     def observe_prediction(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,7 +20,11 @@ from ddnn.offloader import Offloader
 from ddnn.policies import Policy, PolicyDefaults, PolicyOverrides
 from ddnn.windows import MinMaxScaler
 from service.cloud import LocalCloud
+from service.coalesce import EdgeCoalescer
 from service.schemas import ModelVersions
+
+if TYPE_CHECKING:  # service.allocation runs the passes on a pair
+    from service.allocation import EdgePass
 
 FLOAT32_BYTES = 4
 
@@ -58,6 +63,9 @@ class ServingPair:
     inv_span: np.ndarray = field(init=False)  # (K,) float32 1 / (max - min)
     model_versions: ModelVersions = field(init=False)  # one instance, in every answer
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    # stacks concurrent small requests' edge passes (service.allocation.coalescer_for); None:
+    # each request runs its own (DDNN_EDGE_COALESCE=false, or a pair built outside the runtime)
+    coalescer: EdgeCoalescer[EdgePass] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.low = self.scaler.minimum.astype(np.float32)

@@ -34,7 +34,7 @@ from registry import (
     load_pair,
     resolve_alias,
 )
-from service.allocation import Prediction, predict
+from service.allocation import Prediction, coalescer_for, predict
 from service.cloud import CloudLink, LocalCloud, RemoteCloud, SimulatedLink
 from service.config import Settings
 from service.metrics import ServiceMetrics
@@ -296,6 +296,8 @@ class ServiceRuntime:
             alias=self.settings.alias,
             defaults=loaded.offloader.defaults,
         )
+        if self.settings.edge_coalesce:
+            pair.coalescer = coalescer_for(pair, on_pass=self.metrics.observe_edge_pass)
         logger.info(
             "loaded %s v%s + %s v%s on %s in %.2f s",
             pair.ddnn_name,

@@ -45,7 +45,7 @@ def threads_of_predict(
 
         return run
 
-    monkeypatch.setattr(allocation, "edge_and_decide", on_real_pair(allocation.edge_and_decide))
+    monkeypatch.setattr(allocation, "edge_pass", on_real_pair(allocation.edge_pass))
     monkeypatch.setattr(allocation, "to_data_units", on_real_pair(allocation.to_data_units))
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     windows = np.asarray([demand_payload(N, K)], dtype=np.float64)
