@@ -183,11 +183,18 @@ def edge_pass(pair: ServingPair, windows: np.ndarray) -> EdgePass:
 
 
 def coalescer_for(
-    pair: ServingPair, on_pass: Callable[[int], None] | None = None
+    pair: ServingPair,
+    *,
+    busy: Callable[[], bool] = lambda: True,
+    on_pass: Callable[[int], None] | None = None,
 ) -> EdgeCoalescer[EdgePass]:
-    """Coalesces the inline edge passes of concurrent small requests on this pair."""
+    """Coalesces the inline edge passes of concurrent small requests on this pair; `busy`:
+    whether requests other than the caller are in progress (else a pass runs at once)."""
     return EdgeCoalescer(
-        lambda windows: edge_pass(pair, windows), max_rows=INLINE_ROWS, on_pass=on_pass
+        lambda windows: edge_pass(pair, windows),
+        max_rows=INLINE_ROWS,
+        busy=busy,
+        on_pass=on_pass,
     )
 
 

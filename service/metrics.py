@@ -75,7 +75,8 @@ class ServiceMetrics:
         )
         self.edge_batch = Histogram(
             "ddnn_edge_batch_size",
-            "Windows per coalesced edge pass (DDNN_EDGE_COALESCE).",
+            "Windows per edge pass gathered from concurrent requests (DDNN_EDGE_COALESCE); a "
+            "request that finds no other in progress runs its own pass, not counted here.",
             buckets=BATCH_BUCKETS,
             registry=r,
         )

@@ -158,6 +158,7 @@ class ServiceRuntime:
                 on_batch=metrics.observe_cloud_batch,
             )
         self._rng = random.Random(settings.random_seed)
+        self._allocating = 0  # predictions in progress (the edge coalescer's busy signal)
         self._reload_lock = asyncio.Lock()
         self._first_attempt = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -221,19 +222,25 @@ class ServiceRuntime:
     ) -> Prediction:
         """Predict with this service's policy options and cloud link, and record the metrics."""
         settings = self.settings
-        prediction = await predict(
-            pair=pair,
-            link=self.link_for(pair),
-            windows=windows,
-            policy=policy,
-            requested_cost=transmission_cost,
-            options=self.options,
-            cloud_timeout_s=settings.cloud_batch_timeout_s if batch else settings.cloud_timeout_s,
-            started=started,
-            # a batch's cloud pass grows with the batch: missing its deadline says nothing about
-            # the cloud's health, so it does not open the circuit for single requests
-            count_timeout=not batch,
-        )
+        self._allocating += 1
+        try:
+            prediction = await predict(
+                pair=pair,
+                link=self.link_for(pair),
+                windows=windows,
+                policy=policy,
+                requested_cost=transmission_cost,
+                options=self.options,
+                cloud_timeout_s=(
+                    settings.cloud_batch_timeout_s if batch else settings.cloud_timeout_s
+                ),
+                started=started,
+                # a batch's cloud pass grows with the batch: missing its deadline says nothing
+                # about the cloud's health, so it does not open the circuit for single requests
+                count_timeout=not batch,
+            )
+        finally:
+            self._allocating -= 1
         self.metrics.observe_prediction(
             policy=prediction.policy.name,
             counts=prediction.counts(),
@@ -241,6 +248,11 @@ class ServiceRuntime:
             fallback_kind=prediction.fallback_kind,
         )
         return prediction
+
+    def _others_allocating(self) -> bool:
+        """Whether predictions besides the caller's are in progress: then its edge pass waits
+        one loop iteration for the requests ready in it (service.coalesce), else runs at once."""
+        return self._allocating > 1
 
     def cloud_description(self) -> str:
         return self.remote.describe() if self.remote is not None else "simulated"
@@ -297,7 +309,9 @@ class ServiceRuntime:
             defaults=loaded.offloader.defaults,
         )
         if self.settings.edge_coalesce:
-            pair.coalescer = coalescer_for(pair, on_pass=self.metrics.observe_edge_pass)
+            pair.coalescer = coalescer_for(
+                pair, busy=self._others_allocating, on_pass=self.metrics.observe_edge_pass
+            )
         logger.info(
             "loaded %s v%s + %s v%s on %s in %.2f s",
             pair.ddnn_name,
