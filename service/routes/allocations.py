@@ -2,9 +2,10 @@
 
 The hot path avoids FastAPI machinery that costs more than the model: both handlers read their
 body themselves (pydantic's Rust JSON parser, several times faster than FastAPI's json.loads on
-thousands of floats; the OpenAPI document still shows the request schemas), declare only async
-dependencies (the runtime and the ready pair: no worker thread), and return the response model
-built without validation and rendered once by pydantic-core.
+thousands of floats; the OpenAPI document still shows the request schemas), declare no
+dependencies (they call service.deps.serving for the runtime and the ready pair: FastAPI's
+dependency solving costs more), and return the response model built without validation and
+rendered once by pydantic-core.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ from service.decode import (
     decode_windows,
 )
 from service.deps import (
-    PairDep,
     RawJSONResponse,
-    RuntimeDep,
     json_body_schema,
     json_bytes,
+    serving,
     too_large,
     unprocessable,
 )
@@ -67,10 +67,9 @@ def _started(request: Request) -> float:
     openapi_extra=json_body_schema(AllocationRequest),
     summary="Allocate resources for the next slot of K VNFs from their past N samples",
 )
-async def create_allocation(
-    request: Request, runtime: RuntimeDep, pair: PairDep
-) -> RawJSONResponse:
+async def create_allocation(request: Request) -> RawJSONResponse:
     started = _started(request)
+    runtime, pair = serving(request)
     raw = await request.body()
     # a well-formed window takes simdjson's fast path (~3x faster); a large body the steps
     fast = parse_single(raw, pair.n_vnfs, pair.n_steps) if len(raw) <= INLINE_BODY_BYTES else None
@@ -94,10 +93,11 @@ async def create_allocation(
     openapi_extra=json_body_schema(BatchAllocationRequest),
     summary="Allocate for many windows at once (one edge pass, one cloud round trip)",
 )
-async def create_allocations(request: Request, runtime: RuntimeDep, pair: PairDep) -> Response:
+async def create_allocations(request: Request) -> Response:
     """A large body is read and decoded, and a large answer encoded, on a worker thread, in
     steps that leave the event loop free (service.bodies)."""
     started = _started(request)
+    runtime, pair = serving(request)
     raw = await request.body()
     max_batch = runtime.settings.max_batch
     if len(raw) <= INLINE_BODY_BYTES:
