@@ -68,7 +68,7 @@ class ServingPair:
 
     @property
     def n_steps(self) -> int:
-        return self.config.n_steps
+        return self.config.window_length  # the steps a request's window holds
 
     @property
     def n_vnfs(self) -> int:
@@ -93,7 +93,7 @@ def place_models(
     placed = {key: net.to(device).eval() for key, net in offloaders.items()}
     config = ddnn.config
     with torch.inference_mode():
-        x = torch.zeros(2, config.n_steps, config.n_vnfs, device=device)
+        x = torch.zeros(2, config.window_length, config.n_vnfs, device=device)
         out = ddnn.edge(x)
         ddnn.cloud(out.z, out.context)
         for net in placed.values():

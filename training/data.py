@@ -22,7 +22,7 @@ from ddnn.data import (
     synthetic_demand,
 )
 from ddnn.naive import fit_naive_baselines
-from ddnn.windows import Dataset, WindowSet, prepare_dataset, training_end
+from ddnn.windows import MINUTES_PER_DAY, Dataset, WindowSet, prepare_dataset, training_end
 from training.config import DataSpec, Settings
 
 logger = logging.getLogger(__name__)
@@ -122,18 +122,23 @@ def select_cells(series: DemandSeries, spec: DataSpec, n_vnfs: int) -> tuple[Dem
 def prepare(settings: Settings) -> tuple[Prepared, Settings]:
     """Load, select, window and move to the device; the naive baselines are fitted here too.
 
-    Returns the settings with the model's K fixed by the data.
+    Returns the settings with the model's K and steps per day fixed by the data.
     """
     series = load_series(settings.data, settings.model.n_vnfs)
     series, n_vnfs = select_cells(series, settings.data, settings.model.n_vnfs)
-    data = prepare_dataset(series, settings.model.n_steps, n_vnfs, settings.data.split())
+    model = replace(
+        settings.model,
+        n_vnfs=n_vnfs,
+        steps_per_day=MINUTES_PER_DAY // series.interval_minutes,
+    )
+    data = prepare_dataset(series, model.window_length, n_vnfs, settings.data.split())
     if settings.data.shared_groups > 1:  # trained on every group, judged on the served one
         data = replace(data, val=data.val.of_group(0), test=data.test.of_group(0))
-    settings = replace(settings, model=replace(settings.model, n_vnfs=n_vnfs))
+    settings = replace(settings, model=model)
     device = torch.device(settings.device)
     naive_val, naive_test = (naive_costs(data, split, settings.cost) for split in ("val", "test"))
     logger.info(
-        "data %s: K=%d N=%d interval=%d min, %d/%d/%d train/val/test windows",
+        "data %s: K=%d window=%d steps interval=%d min, %d/%d/%d train/val/test windows",
         data.source,
         n_vnfs,
         data.n_steps,

@@ -78,6 +78,16 @@ VARIANTS = {
             share_groups=True,
         ),
         Variant(
+            "cloud memory (7 days)",
+            "a cloud that remembers: the target's slot on each of the last 7 days (and its change)",
+            {"memory_days": 7},
+        ),
+        Variant(
+            "cloud memory (2 days)",
+            "the same with 2 days of memory (keeps more training windows on a short file)",
+            {"memory_days": 2},
+        ),
+        Variant(
             "offloader summary",
             "offloaders on 6 summary features per VNF instead of the raw window",
             offloader={"inputs": "summary", "hidden": (32, 16)},
