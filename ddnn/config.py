@@ -86,6 +86,11 @@ class DDNNConfig:
     # memory_days days (window_length); the edge still reads only the last N steps.
     memory_days: int = 0
     steps_per_day: int = 144  # the data's samples per day (set from the data by training)
+    # lever (issue 10), 1 by default: the hierarchical DDNN (the paper's future work). The cloud
+    # combines the z of `sites` edges, one per site of K cells (the served site first), to answer
+    # the served site; a window then holds sites * K columns and every edge reads its own K.
+    # The centralized LSTMs get every site's window too. Studies only: the service serves one site.
+    sites: int = 1
 
     def __post_init__(self) -> None:
         checks = {
@@ -94,6 +99,7 @@ class DDNNConfig:
             "memory_days": self.memory_days >= 0
             and (self.memory_days == 0 or self.cloud_sees_context),
             "steps_per_day": self.steps_per_day >= 1,
+            "sites": self.sites >= 1,
             "n_vnfs": self.n_vnfs >= 1,
             "edge_hidden": self.edge_hidden >= 1,
             "cloud_hidden": len(self.cloud_hidden) >= 1 and min(self.cloud_hidden) >= 1,
@@ -138,6 +144,11 @@ class DDNNConfig:
     def window_length(self) -> int:
         """Steps of demand one sample needs: N, or the memory's reach (memory_days days + 1)."""
         return max(self.n_steps, self.memory_days * self.steps_per_day + 1)
+
+    @property
+    def window_width(self) -> int:
+        """Columns of a window: K per site (the served site's K first)."""
+        return self.sites * self.n_vnfs
 
     @property
     def uplink_floats(self) -> int:

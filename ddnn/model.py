@@ -58,7 +58,8 @@ class WindowTransform(nn.Module):
         self.steps_per_day = config.steps_per_day
 
     def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L, K) window -> the edge's (B, N, K) input and the (B, C) context."""
+        """(B, L, sites*K) window -> the served site's (B, N, K) edge input and (B, C) context."""
+        x = x[:, :, : self.n_vnfs]  # the served site's K columns come first
         recent = x[:, -self.n_steps :, :]  # (B, L, K) -> (B, N, K)
         parts: list[torch.Tensor] = []
         if self.residual:
@@ -191,27 +192,42 @@ class CloudModel(nn.Module):
         return self.transform.restore(self.head(features), context)  # (B, K)
 
 
+def site_windows(x: torch.Tensor, n_vnfs: int) -> list[torch.Tensor]:
+    """(B, L, S*K) -> S windows of (B, L, K), the served site's first."""
+    return list(x.split(n_vnfs, dim=2))
+
+
 class DDNN(nn.Module):
-    """Edge + cloud composed for joint training (Eq. 7) and offline evaluation."""
+    """Edge + cloud composed for joint training (Eq. 7) and offline evaluation.
+
+    With config.sites > 1 (the hierarchical DDNN), the peers are the other sites' edges: only
+    their z reaches the cloud, which answers the served site from every site's z.
+    """
 
     def __init__(self, config: DDNNConfig) -> None:
         super().__init__()
         self.config = config
         self.edge = EdgeModel(config)
-        self.cloud = CloudModel(config)
+        self.peers = nn.ModuleList(EdgeModel(config) for _ in range(config.sites - 1))
+        self.cloud = CloudModel(config, input_size=config.sites * config.edge_hidden)
 
     def forward(self, x: torch.Tensor) -> ExitOutputs:
         out = self.edge(x)
-        y_remote = self.cloud(out.z, out.context)  # gradients of the remote loss reach the edge
+        z = out.z
+        if len(self.peers):
+            peers = site_windows(x, self.config.n_vnfs)[1:]
+            z = torch.cat([z, *(peer(w).z for peer, w in zip(self.peers, peers, strict=True))], 2)
+        y_remote = self.cloud(z, out.context)  # gradients of the remote loss reach the edges
         return ExitOutputs(y_remote=y_remote, y_local=out.y_local, z=out.z)
 
 
 def check_window(x: torch.Tensor, config: DDNNConfig) -> None:
     """Raise a clear error unless x is a finite (B, N, K) batch for this configuration."""
-    expected = (config.window_length, config.n_vnfs)
+    expected = (config.window_length, config.window_width)
     if x.ndim != 3 or tuple(x.shape[1:]) != expected:
         raise ValueError(
-            f"expected input of shape (B, L={expected[0]}, K={expected[1]}), got {tuple(x.shape)}"
+            f"expected input of shape (B, L={expected[0]}, sites*K={expected[1]}), "
+            f"got {tuple(x.shape)}"
         )
     if not torch.isfinite(x).all():
         raise ValueError("input holds NaN or infinite values")

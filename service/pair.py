@@ -89,6 +89,11 @@ def place_models(
     ddnn: DDNN, offloaders: dict[str, Offloader], device: torch.device
 ) -> tuple[DDNN, dict[str, Offloader]]:
     """Move to the device, eval mode, and one warm-up pass so the first request is not slow."""
+    if ddnn.config.sites > 1:
+        raise ValueError(
+            f"this DDNN combines the z of {ddnn.config.sites} sites (the hierarchical lever of "
+            "the studies); the service serves one site's DDNN"
+        )
     ddnn = ddnn.to(device).eval()
     placed = {key: net.to(device).eval() for key, net in offloaders.items()}
     config = ddnn.config

@@ -131,8 +131,10 @@ def prepare(settings: Settings) -> tuple[Prepared, Settings]:
         n_vnfs=n_vnfs,
         steps_per_day=MINUTES_PER_DAY // series.interval_minutes,
     )
-    data = prepare_dataset(series, model.window_length, n_vnfs, settings.data.split())
-    if settings.data.shared_groups > 1:  # trained on every group, judged on the served one
+    data = prepare_dataset(series, model.window_length, model.window_width, settings.data.split())
+    if model.sites > 1:  # the hierarchical DDNN: every site's columns in, the served site's out
+        data = served_site(data, n_vnfs)
+    elif settings.data.shared_groups > 1:  # trained on every group, judged on the served one
         data = replace(data, val=data.val.of_group(0), test=data.test.of_group(0))
     settings = replace(settings, model=model)
     device = torch.device(settings.device)
@@ -151,6 +153,24 @@ def prepare(settings: Settings) -> tuple[Prepared, Settings]:
     return Prepared(data, train, val, test, naive_val, naive_test), settings
 
 
+def served_site(data: Dataset, n_vnfs: int) -> Dataset:
+    """Windows of every site's columns whose targets, scaler and cells are the served site's
+    (its K columns come first)."""
+
+    def targets_of_site(windows: WindowSet) -> WindowSet:
+        return replace(windows, targets=np.ascontiguousarray(windows.targets[:, :n_vnfs]))
+
+    return replace(
+        data,
+        train=targets_of_site(data.train),
+        val=targets_of_site(data.val),
+        test=targets_of_site(data.test),
+        scaler=data.scaler.subset(slice(0, n_vnfs)),
+        n_vnfs=n_vnfs,
+        cell_ids=data.cell_ids[:n_vnfs],
+    )
+
+
 def naive_costs(data: Dataset, split: str, cost: CostConfig) -> dict[str, float]:
     """Mean per-window cost of each naive baseline (fitted on train) on one split."""
     return {kind: float(c.mean()) for kind, c in naive_window_costs(data, split, cost).items()}
@@ -158,10 +178,13 @@ def naive_costs(data: Dataset, split: str, cost: CostConfig) -> dict[str, float]
 
 def naive_window_costs(data: Dataset, split: str, cost: CostConfig) -> dict[str, np.ndarray]:
     """(M,) cost of each naive baseline (ddnn.naive, fitted on train) on every window of a split."""
-    fitted = fit_naive_baselines(data.train.inputs, data.train.targets, data.steps_per_day, cost)
+    k = data.n_vnfs  # the naive forecasts read the served site's columns only
+    fitted = fit_naive_baselines(
+        data.train.inputs[..., :k], data.train.targets, data.steps_per_day, cost
+    )
     windows: WindowSet = getattr(data, split)
     return {
-        kind: sample_cost_np(f.predict(windows.inputs), windows.targets, cost)
+        kind: sample_cost_np(f.predict(windows.inputs[..., :k]), windows.targets, cost)
         for kind, f in fitted.items()
     }
 

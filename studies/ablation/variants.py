@@ -26,6 +26,7 @@ class Variant:
     train: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig overrides
     offloader: Mapping[str, Any] = field(default_factory=dict)  # OffloaderTraining overrides
     share_groups: bool = False  # train on every group's windows (hourly), judged per group
+    all_sites: bool = False  # the hierarchical DDNN: every group is a site whose z the cloud sees
 
 
 VARIANTS = {
@@ -86,6 +87,11 @@ VARIANTS = {
             "cloud memory (2 days)",
             "the same with 2 days of memory (keeps more training windows on a short file)",
             {"memory_days": 2},
+        ),
+        Variant(
+            "hierarchical",
+            "the cloud combines the z of every group's edge (10 sites) to answer one site",
+            all_sites=True,
         ),
         Variant(
             "offloader summary",

@@ -188,3 +188,23 @@ def test_memory_needs_the_cloud_to_see_the_context() -> None:
         DDNNConfig(**MEMORY, cloud_sees_context=False)
     with pytest.raises(ValueError, match="cannot hold 2 days"):
         DDNN(DDNNConfig(**MEMORY)).edge.transform.prepare(torch.rand(1, 10, 4))
+
+
+def test_hierarchical_cloud_sees_every_site_and_the_local_exit_its_own() -> None:
+    torch.manual_seed(0)
+    config = DDNNConfig(n_steps=6, n_vnfs=4, sites=3, zero_init_exit=False, **SMALL)
+    x = torch.rand(2, 6, config.window_width)
+    peers_changed = x.clone()
+    peers_changed[:, :, 4:] += 1.0  # another site's demand only
+    check_window(x, config)
+    for model in (DDNN(config), *(BASELINES[n](config) for n in ("centralized_lstm",))):
+        model.eval()
+        a, b = model(x), model(peers_changed)
+        assert a.y_remote.shape == (2, 4)
+        assert not torch.allclose(a.y_remote, b.y_remote)
+        if a.y_local is not None and b.y_local is not None:
+            torch.testing.assert_close(a.y_local, b.y_local)
+    wide = BASELINES["centralized_lstm_wide"](config).eval()
+    assert not torch.allclose(wide(x).y_remote, wide(peers_changed).y_remote)
+    with pytest.raises(ConfigError, match="one site"):
+        BASELINES["deepcog"](config)
