@@ -10,36 +10,55 @@ import math
 import torch
 from torch import nn
 
-from ddnn.config import DDNNConfig
-from ddnn.model import CloudModel, ExitOutputs, WindowTransform, mlp, zero_init_
+from ddnn.config import ConfigError, DDNNConfig
+from ddnn.model import CloudModel, ExitOutputs, WindowTransform, mlp, site_windows, zero_init_
 
 
 class CentralizedLSTM(nn.Module):
-    """The DDNN's stack without the local exit: LSTM(K -> 1) -> cloud LSTMs -> FC (remote loss only)."""
+    """The DDNN's stack without the local exit: LSTM(K -> 1) -> cloud LSTMs -> FC (remote loss only).
+
+    With config.sites > 1 every site has its encoder (as every site has its edge in the DDNN).
+    """
 
     def __init__(self, config: DDNNConfig) -> None:
         super().__init__()
+        self.config = config
         self.transform = WindowTransform(config)
         self.encoder = nn.LSTM(config.n_vnfs, config.edge_hidden, batch_first=True)
-        self.cloud = CloudModel(config)
+        self.peers = nn.ModuleList(
+            nn.LSTM(config.n_vnfs, config.edge_hidden, batch_first=True)
+            for _ in range(config.sites - 1)
+        )
+        self.cloud = CloudModel(config, input_size=config.sites * config.edge_hidden)
 
     def forward(self, x: torch.Tensor) -> ExitOutputs:
         x_in, context = self.transform.prepare(x)
         z, _ = self.encoder(x_in)  # (B, N, K) -> (B, N, H_e)
-        return ExitOutputs(y_remote=self.cloud(z, context), z=z)
+        codes = [z]
+        for encoder, window in zip(
+            self.peers, site_windows(x, self.config.n_vnfs)[1:], strict=True
+        ):
+            codes.append(encoder(self.transform.prepare(window)[0])[0])
+        return ExitOutputs(y_remote=self.cloud(torch.cat(codes, dim=2), context), z=z)
 
 
 class WideLSTM(nn.Module):
-    """A stronger centralized LSTM with no 1-unit bottleneck: LSTM(K -> 256 -> 128) + FC head."""
+    """A stronger centralized LSTM with no 1-unit bottleneck: LSTM(K -> 256 -> 128) + FC head.
+
+    With config.sites > 1 it reads every site's K columns (sites * K inputs per step).
+    """
 
     def __init__(self, config: DDNNConfig) -> None:
         super().__init__()
+        self.config = config
         self.transform = WindowTransform(config)
-        self.cloud = CloudModel(config, input_size=config.n_vnfs)
+        self.cloud = CloudModel(config, input_size=config.window_width)
 
     def forward(self, x: torch.Tensor) -> ExitOutputs:
         x_in, context = self.transform.prepare(x)
-        return ExitOutputs(y_remote=self.cloud(x_in, context))  # (B, N, K) -> (B, K)
+        others = [self.transform.prepare(w)[0] for w in site_windows(x, self.config.n_vnfs)[1:]]
+        x_all = torch.cat([x_in, *others], dim=2)  # (B, N, sites*K)
+        return ExitOutputs(y_remote=self.cloud(x_all, context))  # -> (B, K)
 
 
 def grid_shape(n_vnfs: int) -> tuple[int, int]:
@@ -62,6 +81,8 @@ class DeepCog(nn.Module):
 
     def __init__(self, config: DDNNConfig, channels: tuple[int, int, int] = (16, 32, 32)) -> None:
         super().__init__()
+        if config.sites > 1:
+            raise ConfigError("DeepCog's grid holds one site's K cells: it takes no sites > 1")
         self.grid = grid_shape(config.n_vnfs)
         self.transform = WindowTransform(config)
         layers: list[nn.Module] = []

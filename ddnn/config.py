@@ -79,10 +79,27 @@ class DDNNConfig:
     # recipe: the exits' last linear layers start at zero, so a residual model starts exactly at
     # "last value" (and its bias learns the margin first) instead of at a random offset.
     zero_init_exit: bool = True
+    # lever (issue 10), off by default: a cloud that remembers. Every cloud-side model (the DDNN's
+    # cloud and the centralized baselines) also sees, per VNF, the demand at the target's time of
+    # day on each of the last memory_days days and that slot's change from the step before it
+    # (2 * memory_days * K floats, relative to the last value). The window then reaches back
+    # memory_days days (window_length); the edge still reads only the last N steps.
+    memory_days: int = 0
+    steps_per_day: int = 144  # the data's samples per day (set from the data by training)
+    # lever (issue 10), 1 by default: the hierarchical DDNN (the paper's future work). The cloud
+    # combines the z of `sites` edges, one per site of K cells (the served site first), to answer
+    # the served site; a window then holds sites * K columns and every edge reads its own K.
+    # The centralized LSTMs get every site's window too. Studies only: the service serves one site.
+    sites: int = 1
 
     def __post_init__(self) -> None:
         checks = {
             "n_steps": self.n_steps >= 2,
+            # the memory reaches the cloud's head only through the context
+            "memory_days": self.memory_days >= 0
+            and (self.memory_days == 0 or self.cloud_sees_context),
+            "steps_per_day": self.steps_per_day >= 1,
+            "sites": self.sites >= 1,
             "n_vnfs": self.n_vnfs >= 1,
             "edge_hidden": self.edge_hidden >= 1,
             "cloud_hidden": len(self.cloud_hidden) >= 1 and min(self.cloud_hidden) >= 1,
@@ -115,7 +132,23 @@ class DDNNConfig:
             size += self.n_vnfs  # last observed value per VNF
         if self.window_norm:
             size += 2 * self.n_vnfs  # window mean and std per VNF
-        return size
+        return size + self.memory_size
+
+    @property
+    def memory_size(self) -> int:
+        """The memory's floats per sample (part of the context: this implementation sends them
+        with z; a cloud that kept each site's past would not need them on the uplink)."""
+        return 2 * self.memory_days * self.n_vnfs
+
+    @property
+    def window_length(self) -> int:
+        """Steps of demand one sample needs: N, or the memory's reach (memory_days days + 1)."""
+        return max(self.n_steps, self.memory_days * self.steps_per_day + 1)
+
+    @property
+    def window_width(self) -> int:
+        """Columns of a window: K per site (the served site's K first)."""
+        return self.sites * self.n_vnfs
 
     @property
     def uplink_floats(self) -> int:

@@ -41,8 +41,9 @@ class ExitOutputs:
 class WindowTransform(nn.Module):
     """Reversible input/output transform shared by every model (no parameters).
 
-    prepare() optionally standardises each window per VNF and returns the context the output
-    needs; restore() maps a network output h back to an allocation in scaled units:
+    prepare() takes the window (its last N steps are the edge's input), optionally standardises
+    them per VNF, and returns the context the output needs (and, with memory_days, the cloud's
+    memory); restore() maps a network output h back to an allocation in scaled units:
       direct:   y = h                      (window_norm: y = mean + std * h)
       residual: y = last + h               (window_norm: y = last + std * h)
     """
@@ -52,18 +53,45 @@ class WindowTransform(nn.Module):
         self.residual = config.output_mode == "residual"
         self.window_norm = config.window_norm
         self.n_vnfs = config.n_vnfs
+        self.n_steps = config.n_steps
+        self.memory_days = config.memory_days
+        self.steps_per_day = config.steps_per_day
 
     def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, sites*K) window -> the served site's (B, N, K) edge input and (B, C) context."""
+        x = x[:, :, : self.n_vnfs]  # the served site's K columns come first
+        recent = x[:, -self.n_steps :, :]  # (B, L, K) -> (B, N, K)
         parts: list[torch.Tensor] = []
         if self.residual:
-            parts.append(x[:, -1, :])  # (B, N, K) -> (B, K)
+            parts.append(recent[:, -1, :])  # (B, N, K) -> (B, K)
+        std = None
         if self.window_norm:
-            mean = x.mean(dim=1)  # (B, N, K) -> (B, K)
-            std = x.std(dim=1).clamp_min(STD_FLOOR)  # (B, N, K) -> (B, K)
-            x = (x - mean.unsqueeze(1)) / std.unsqueeze(1)
+            mean = recent.mean(dim=1)  # (B, N, K) -> (B, K)
+            std = recent.std(dim=1).clamp_min(STD_FLOOR)  # (B, N, K) -> (B, K)
+            recent = (recent - mean.unsqueeze(1)) / std.unsqueeze(1)
             parts += [mean, std]
+        if self.memory_days:
+            parts.append(self.memory(x, std))
         context = torch.cat(parts, dim=1) if parts else x.new_zeros(x.shape[0], 0)  # (B, C)
-        return x, context
+        return recent, context
+
+    def memory(self, x: torch.Tensor, std: torch.Tensor | None) -> torch.Tensor:
+        """(B, L, K) -> (B, 2 D K): for each of the last D days, the target's slot that day minus
+        the last value, and that slot's change from the step before it (divided by the window's
+        std with window_norm). Row t - j*P of the target t sits at index L - j*P."""
+        length = x.shape[1]
+        slots = [length - day * self.steps_per_day for day in range(1, self.memory_days + 1)]
+        if slots[-1] < 1:
+            raise ValueError(
+                f"a window of {length} steps cannot hold {self.memory_days} days of memory "
+                f"at {self.steps_per_day} steps a day"
+            )
+        slot = x[:, slots, :]  # (B, D, K)
+        before = x[:, [s - 1 for s in slots], :]  # (B, D, K)
+        features = torch.cat([slot - x[:, -1:, :], slot - before], dim=1)  # (B, 2D, K)
+        if std is not None:
+            features = features / std.unsqueeze(1)
+        return features.flatten(1)  # (B, 2D, K) -> (B, 2 D K)
 
     def restore(self, h: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         k = self.n_vnfs
@@ -164,27 +192,42 @@ class CloudModel(nn.Module):
         return self.transform.restore(self.head(features), context)  # (B, K)
 
 
+def site_windows(x: torch.Tensor, n_vnfs: int) -> list[torch.Tensor]:
+    """(B, L, S*K) -> S windows of (B, L, K), the served site's first."""
+    return list(x.split(n_vnfs, dim=2))
+
+
 class DDNN(nn.Module):
-    """Edge + cloud composed for joint training (Eq. 7) and offline evaluation."""
+    """Edge + cloud composed for joint training (Eq. 7) and offline evaluation.
+
+    With config.sites > 1 (the hierarchical DDNN), the peers are the other sites' edges: only
+    their z reaches the cloud, which answers the served site from every site's z.
+    """
 
     def __init__(self, config: DDNNConfig) -> None:
         super().__init__()
         self.config = config
         self.edge = EdgeModel(config)
-        self.cloud = CloudModel(config)
+        self.peers = nn.ModuleList(EdgeModel(config) for _ in range(config.sites - 1))
+        self.cloud = CloudModel(config, input_size=config.sites * config.edge_hidden)
 
     def forward(self, x: torch.Tensor) -> ExitOutputs:
         out = self.edge(x)
-        y_remote = self.cloud(out.z, out.context)  # gradients of the remote loss reach the edge
+        z = out.z
+        if len(self.peers):
+            peers = site_windows(x, self.config.n_vnfs)[1:]
+            z = torch.cat([z, *(peer(w).z for peer, w in zip(self.peers, peers, strict=True))], 2)
+        y_remote = self.cloud(z, out.context)  # gradients of the remote loss reach the edges
         return ExitOutputs(y_remote=y_remote, y_local=out.y_local, z=out.z)
 
 
 def check_window(x: torch.Tensor, config: DDNNConfig) -> None:
     """Raise a clear error unless x is a finite (B, N, K) batch for this configuration."""
-    expected = (config.n_steps, config.n_vnfs)
+    expected = (config.window_length, config.window_width)
     if x.ndim != 3 or tuple(x.shape[1:]) != expected:
         raise ValueError(
-            f"expected input of shape (B, N={expected[0]}, K={expected[1]}), got {tuple(x.shape)}"
+            f"expected input of shape (B, L={expected[0]}, sites*K={expected[1]}), "
+            f"got {tuple(x.shape)}"
         )
     if not torch.isfinite(x).all():
         raise ValueError("input holds NaN or infinite values")

@@ -51,7 +51,9 @@ class Offloader(nn.Module):
         self.register_buffer("target_std", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, K) -> (B,): a logit (classifier) or a standardised benefit (regressor)."""
+        """(B, L, sites*K) -> (B,): a logit (classifier) or a standardised benefit (regressor),
+        from the edge's own input (the window's last N steps of the served site's K columns)."""
+        x = x[:, -self.config.n_steps :, : self.config.n_vnfs]  # the served site's edge window
         features = summary_features(x) if self.summary else x.flatten(1)  # (B, F)
         out: torch.Tensor = self.net(self.norm(features)).squeeze(-1)
         return out

@@ -76,7 +76,7 @@ class ServingPair:
 
     @property
     def n_steps(self) -> int:
-        return self.config.n_steps
+        return self.config.window_length  # the steps a request's window holds
 
     @property
     def n_vnfs(self) -> int:
@@ -97,11 +97,16 @@ def place_models(
     ddnn: DDNN, offloaders: dict[str, Offloader], device: torch.device
 ) -> tuple[DDNN, dict[str, Offloader]]:
     """Move to the device, eval mode, and one warm-up pass so the first request is not slow."""
+    if ddnn.config.sites > 1:
+        raise ValueError(
+            f"this DDNN combines the z of {ddnn.config.sites} sites (the hierarchical lever of "
+            "the studies); the service serves one site's DDNN"
+        )
     ddnn = ddnn.to(device).eval()
     placed = {key: net.to(device).eval() for key, net in offloaders.items()}
     config = ddnn.config
     with torch.inference_mode():
-        x = torch.zeros(2, config.n_steps, config.n_vnfs, device=device)
+        x = torch.zeros(2, config.window_length, config.n_vnfs, device=device)
         out = ddnn.edge(x)
         ddnn.cloud(out.z, out.context)
         for net in placed.values():

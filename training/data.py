@@ -22,7 +22,7 @@ from ddnn.data import (
     synthetic_demand,
 )
 from ddnn.naive import fit_naive_baselines
-from ddnn.windows import Dataset, WindowSet, prepare_dataset, training_end
+from ddnn.windows import MINUTES_PER_DAY, Dataset, WindowSet, prepare_dataset, training_end
 from training.config import DataSpec, Settings
 
 logger = logging.getLogger(__name__)
@@ -122,18 +122,25 @@ def select_cells(series: DemandSeries, spec: DataSpec, n_vnfs: int) -> tuple[Dem
 def prepare(settings: Settings) -> tuple[Prepared, Settings]:
     """Load, select, window and move to the device; the naive baselines are fitted here too.
 
-    Returns the settings with the model's K fixed by the data.
+    Returns the settings with the model's K and steps per day fixed by the data.
     """
     series = load_series(settings.data, settings.model.n_vnfs)
     series, n_vnfs = select_cells(series, settings.data, settings.model.n_vnfs)
-    data = prepare_dataset(series, settings.model.n_steps, n_vnfs, settings.data.split())
-    if settings.data.shared_groups > 1:  # trained on every group, judged on the served one
+    model = replace(
+        settings.model,
+        n_vnfs=n_vnfs,
+        steps_per_day=MINUTES_PER_DAY // series.interval_minutes,
+    )
+    data = prepare_dataset(series, model.window_length, model.window_width, settings.data.split())
+    if model.sites > 1:  # the hierarchical DDNN: every site's columns in, the served site's out
+        data = served_site(data, n_vnfs)
+    elif settings.data.shared_groups > 1:  # trained on every group, judged on the served one
         data = replace(data, val=data.val.of_group(0), test=data.test.of_group(0))
-    settings = replace(settings, model=replace(settings.model, n_vnfs=n_vnfs))
+    settings = replace(settings, model=model)
     device = torch.device(settings.device)
     naive_val, naive_test = (naive_costs(data, split, settings.cost) for split in ("val", "test"))
     logger.info(
-        "data %s: K=%d N=%d interval=%d min, %d/%d/%d train/val/test windows",
+        "data %s: K=%d window=%d steps interval=%d min, %d/%d/%d train/val/test windows",
         data.source,
         n_vnfs,
         data.n_steps,
@@ -146,6 +153,24 @@ def prepare(settings: Settings) -> tuple[Prepared, Settings]:
     return Prepared(data, train, val, test, naive_val, naive_test), settings
 
 
+def served_site(data: Dataset, n_vnfs: int) -> Dataset:
+    """Windows of every site's columns whose targets, scaler and cells are the served site's
+    (its K columns come first)."""
+
+    def targets_of_site(windows: WindowSet) -> WindowSet:
+        return replace(windows, targets=np.ascontiguousarray(windows.targets[:, :n_vnfs]))
+
+    return replace(
+        data,
+        train=targets_of_site(data.train),
+        val=targets_of_site(data.val),
+        test=targets_of_site(data.test),
+        scaler=data.scaler.subset(slice(0, n_vnfs)),
+        n_vnfs=n_vnfs,
+        cell_ids=data.cell_ids[:n_vnfs],
+    )
+
+
 def naive_costs(data: Dataset, split: str, cost: CostConfig) -> dict[str, float]:
     """Mean per-window cost of each naive baseline (fitted on train) on one split."""
     return {kind: float(c.mean()) for kind, c in naive_window_costs(data, split, cost).items()}
@@ -153,10 +178,13 @@ def naive_costs(data: Dataset, split: str, cost: CostConfig) -> dict[str, float]
 
 def naive_window_costs(data: Dataset, split: str, cost: CostConfig) -> dict[str, np.ndarray]:
     """(M,) cost of each naive baseline (ddnn.naive, fitted on train) on every window of a split."""
-    fitted = fit_naive_baselines(data.train.inputs, data.train.targets, data.steps_per_day, cost)
+    k = data.n_vnfs  # the naive forecasts read the served site's columns only
+    fitted = fit_naive_baselines(
+        data.train.inputs[..., :k], data.train.targets, data.steps_per_day, cost
+    )
     windows: WindowSet = getattr(data, split)
     return {
-        kind: sample_cost_np(f.predict(windows.inputs), windows.targets, cost)
+        kind: sample_cost_np(f.predict(windows.inputs[..., :k]), windows.targets, cost)
         for kind, f in fitted.items()
     }
 

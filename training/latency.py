@@ -93,7 +93,7 @@ def measure_latency(
 ) -> LatencyTable:
     """Median batch-1 forward times on the CPU (an edge site has no GPU) and Table II's T(s)."""
     ddnn, decision = _cpu_eval(ddnn), _cpu_eval(decision)
-    window = torch.rand(1, ddnn.config.n_steps, ddnn.config.n_vnfs)
+    window = torch.rand(1, ddnn.config.window_length, ddnn.config.n_vnfs)
     edge_out = ddnn.edge(window)
     components = {
         "edge_forward": median_ms(lambda: ddnn.edge(window), repeats),

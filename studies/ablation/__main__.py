@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 baselines=tuple(b for b in args.baselines.split(",") if b),
                 tag=name.replace(" ", "_"),
                 share_groups=variant.share_groups,
+                all_sites=variant.all_sites,
             )
             run_units(units, config, args.jobs)
             results[(case.name, name)] = load_records(units, config)[0.9]

@@ -26,6 +26,7 @@ class Variant:
     train: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig overrides
     offloader: Mapping[str, Any] = field(default_factory=dict)  # OffloaderTraining overrides
     share_groups: bool = False  # train on every group's windows (hourly), judged per group
+    all_sites: bool = False  # the hierarchical DDNN: every group is a site whose z the cloud sees
 
 
 VARIANTS = {
@@ -76,6 +77,21 @@ VARIANTS = {
             "each group's model set also trains on every other group's windows (window norm)",
             {"window_norm": True},
             share_groups=True,
+        ),
+        Variant(
+            "cloud memory (7 days)",
+            "a cloud that remembers: the target's slot on each of the last 7 days (and its change)",
+            {"memory_days": 7},
+        ),
+        Variant(
+            "cloud memory (2 days)",
+            "the same with 2 days of memory (keeps more training windows on a short file)",
+            {"memory_days": 2},
+        ),
+        Variant(
+            "hierarchical",
+            "the cloud combines the z of every group's edge (10 sites) to answer one site",
+            all_sites=True,
         ),
         Variant(
             "offloader summary",

@@ -53,6 +53,8 @@ class StudyConfig:
     tag: str = ""  # a configuration's name: its runs are cached apart
     # one model set per group trained on every group's windows (weight sharing), judged on its own
     share_groups: bool = False
+    # the hierarchical DDNN: every group of the case is a site, the cloud sees every site's z
+    all_sites: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,13 @@ def unit_settings(unit: Unit, config: StudyConfig) -> Settings:
         threads=1,
     )
     settings = resolve_settings("paper", None, flags)
-    shared = case.n_groups if config.share_groups and case.ranked_groups else 1
+    many = (config.share_groups or config.all_sites) and case.ranked_groups
+    shared = case.n_groups if many else 1
     data = replace(settings.data, fold=fold.name, shared_groups=shared, **case.data)  # type: ignore[arg-type]
-    model = replace(settings.model, n_vnfs=case.n_vnfs, **{"n_steps": case.n_steps, **config.model})
+    sites = {"sites": shared} if config.all_sites else {}
+    model = replace(
+        settings.model, n_vnfs=case.n_vnfs, **{"n_steps": case.n_steps, **sites, **config.model}
+    )
     settings = replace(settings, data=data, model=model, save_models=False)
     settings = replace(
         settings,

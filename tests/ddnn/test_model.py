@@ -149,3 +149,62 @@ def test_config_round_trips_and_rejects_unknown_fields() -> None:
         DDNNConfig.from_dict({"n_step": 3})
     with pytest.raises(ConfigError, match="mc_dropout"):
         DDNNConfig(mc_dropout=1.5)
+
+
+MEMORY = {"n_steps": 6, "n_vnfs": 4, "steps_per_day": 8, "memory_days": 2, **SMALL}
+
+
+def test_memory_holds_each_days_slot_and_its_change() -> None:
+    config = DDNNConfig(**MEMORY)
+    assert config.window_length == 2 * 8 + 1
+    x = torch.rand(3, config.window_length, config.n_vnfs)
+    _, context = DDNN(config).edge.transform.prepare(x)
+    assert context.shape == (3, config.context_size)
+    memory = context[:, config.n_vnfs :].reshape(3, 4, config.n_vnfs)  # after the last value
+    length, last = config.window_length, x[:, -1, :]
+    for day in (1, 2):
+        slot = length - day * config.steps_per_day  # the target's row, `day` days back
+        torch.testing.assert_close(memory[:, day - 1], x[:, slot] - last)
+        torch.testing.assert_close(memory[:, 2 + day - 1], x[:, slot] - x[:, slot - 1])
+
+
+def test_memory_reaches_the_cloud_and_never_the_local_exit() -> None:
+    torch.manual_seed(0)
+    model = DDNN(DDNNConfig(**MEMORY, zero_init_exit=False)).eval()
+    x = torch.rand(2, model.config.window_length, 4)
+    older = x.clone()
+    older[:, : -model.config.n_steps] += 1.0  # change only what lies before the edge's N steps
+    a, b = model(x), model(older)
+    assert a.y_local is not None and b.y_local is not None
+    torch.testing.assert_close(a.y_local, b.y_local)
+    assert not torch.allclose(a.y_remote, b.y_remote)
+    for name in sorted(BASELINES):  # the centralized baselines get the same memory
+        baseline = BASELINES[name](model.config).eval()
+        assert not torch.allclose(baseline(x).y_remote, baseline(older).y_remote), name
+
+
+def test_memory_needs_the_cloud_to_see_the_context() -> None:
+    with pytest.raises(ConfigError, match="memory_days"):
+        DDNNConfig(**MEMORY, cloud_sees_context=False)
+    with pytest.raises(ValueError, match="cannot hold 2 days"):
+        DDNN(DDNNConfig(**MEMORY)).edge.transform.prepare(torch.rand(1, 10, 4))
+
+
+def test_hierarchical_cloud_sees_every_site_and_the_local_exit_its_own() -> None:
+    torch.manual_seed(0)
+    config = DDNNConfig(n_steps=6, n_vnfs=4, sites=3, zero_init_exit=False, **SMALL)
+    x = torch.rand(2, 6, config.window_width)
+    peers_changed = x.clone()
+    peers_changed[:, :, 4:] += 1.0  # another site's demand only
+    check_window(x, config)
+    for model in (DDNN(config), *(BASELINES[n](config) for n in ("centralized_lstm",))):
+        model.eval()
+        a, b = model(x), model(peers_changed)
+        assert a.y_remote.shape == (2, 4)
+        assert not torch.allclose(a.y_remote, b.y_remote)
+        if a.y_local is not None and b.y_local is not None:
+            torch.testing.assert_close(a.y_local, b.y_local)
+    wide = BASELINES["centralized_lstm_wide"](config).eval()
+    assert not torch.allclose(wide(x).y_remote, wide(peers_changed).y_remote)
+    with pytest.raises(ConfigError, match="one site"):
+        BASELINES["deepcog"](config)

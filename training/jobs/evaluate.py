@@ -260,7 +260,7 @@ def report(
     described = {
         "source": data.source,
         "k": data.n_vnfs,
-        "n": data.n_steps,
+        "n": settings.model.n_steps,
         "interval_minutes": data.interval_minutes,
         "split": data.split,
     }
