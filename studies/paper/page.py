@@ -1,6 +1,7 @@
 """docs/RESULTS.md: every case's Fig. 3, Fig. 4 and Table II, its numbers with their intervals,
 and the paper's key observations 1-7 marked yes / no / partly, each with the interval behind it
-and, where ours differs, the likely reason. Written from the cases' summary.json only."""
+and, where ours differs, the likely reason; then the goals of issue 10 (studies.paper.goals),
+met or not. Written from the cases' summary.json only."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ddnn.policies import CONFIDENCE
+from studies.paper.goals import goals_section
 from studies.paper.verdicts import key_observations
 
 COST_ROWS = (
@@ -50,6 +52,7 @@ def write_results_page(out: Path, path: Path, command: str, names: Sequence[str]
     ]
     for name, summary in summaries.items():
         lines += case_section(name, summary, out / name, path.parent)
+    lines += goals_section(summaries)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

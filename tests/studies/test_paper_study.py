@@ -13,6 +13,7 @@ import pytest
 
 from studies.paper.__main__ import main
 from studies.paper.cases import SYNTHETIC_CASE
+from studies.paper.goals import cloud_goals
 from studies.paper.units import StudyConfig, units_of
 
 pytestmark = pytest.mark.integration
@@ -37,6 +38,7 @@ def test_every_figure_and_table_is_written(study: tuple[Path, dict[str, Any]]) -
     page = (folder / "RESULTS.md").read_text()
     assert "![Fig. 3](out/synthetic/tradeoff.png)" in page and "### Table II" in page
     assert page.count("**yes**") + page.count("**no**") + page.count("**partly**") == 7
+    assert "## The cloud's goals (issue 10)" in page
 
 
 def test_protocol_and_keys_of_issue_9(study: tuple[Path, dict[str, Any]]) -> None:
@@ -122,3 +124,23 @@ def test_cached_runs_are_reused_only_with_the_same_settings(
     assert unit.done(same)
     assert not unit.done(replace(same, model={"n_steps": 12}))
     assert not unit.done(replace(same, quick=False))
+
+
+def test_the_cloud_goals_follow_the_summary(study: tuple[Path, dict[str, Any]]) -> None:
+    _, summary = study
+    page = cloud_goals(summary)
+    assert len(page) == 7
+    versus_local = summary["comparisons"]["remote_vs_local"]
+    met = versus_local["relative"] >= 0.05 and versus_local["ci"][0] > 0
+    assert page[1].met is met and f"{versus_local['relative']:+.3f}" in page[1].measured
+    better = replace_comparison(summary, "remote_vs_local", 0.2, [0.1, 0.3])
+    assert cloud_goals(better)[1].met
+    worse = replace_comparison(summary, "remote_vs_local", 0.2, [-0.1, 0.3])
+    assert not cloud_goals(worse)[1].met  # an interval reaching 0 does not meet the goal
+
+
+def replace_comparison(
+    summary: dict[str, Any], key: str, value: float, bounds: list[float]
+) -> dict[str, Any]:
+    comparisons = {**summary["comparisons"], key: {"relative": value, "ci": bounds}}
+    return {**summary, "comparisons": comparisons}
