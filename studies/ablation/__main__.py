@@ -70,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         units = units_of(case, args.groups, args.seeds)
         for name in names:
             variant = VARIANTS[name]
+            if (variant.share_groups or variant.all_sites) and case.n_groups < 2:
+                logging.info("%s: skipped on %s, which has one group of cells", name, case.name)
+                continue
             config = StudyConfig(
                 cache=args.cache,
                 data_dir=args.data_dir.resolve() if args.data_dir else None,
