@@ -51,7 +51,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=Path("results/ablation-cache"))
     parser.add_argument("--out", type=Path, default=Path("docs/ablation.md"))
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the command")
-    parser.add_argument("--n-steps", type=int, help="input window N (default: the paper's 144)")
+    parser.add_argument(
+        "--n-steps",
+        type=int,
+        help="input window N for every case (default: one day of samples per case)",
+    )
     return parser.parse_args(argv)
 
 
