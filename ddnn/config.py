@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, get_args
 
 OutputMode = Literal["direct", "residual"]
 OffloaderKind = Literal["classifier", "regressor"]
-OffloaderInputs = Literal["window", "summary"]
+OffloaderInputs = Literal["window", "summary", "edge"]
+OFFLOADER_INPUTS: tuple[str, ...] = get_args(OffloaderInputs)
 T = TypeVar("T")
 
 # The paper's measured edge-cloud round trip (Sec. V, Table II), per sample: the latency model's
@@ -165,7 +166,8 @@ class DDNNConfig:
 
 @dataclass(frozen=True)
 class OffloaderConfig:
-    """An offloader network: 3 FC layers on the raw (scaled) input window (sizes are our choice).
+    """An offloader network: 3 FC layers on features of the (scaled) input window, and for
+    inputs="edge" of the edge's output (sizes are our choice).
 
     What it is trained for (the classifier's C_T) and how its score is thresholded belong to
     the policies (ddnn.policies.PolicyDefaults), not to the network.
@@ -176,17 +178,24 @@ class OffloaderConfig:
     hidden: tuple[int, ...] = (128, 32)  # two hidden layers + the output layer = 3 FC layers
     # classifier: P(local) (the paper's ML offloader); regressor: the benefit C_L - C_R (ours)
     kind: OffloaderKind = "classifier"
-    # window: the raw scaled window, N*K inputs (the paper); summary: per VNF, the last value,
-    # the mean and spread of the last SUMMARY_RECENT steps and of the window, and the last
-    # step's change (6*K inputs): far fewer weights to learn from a few hundred windows
+    # what it reads (ddnn.offloader.offloader_features), per window:
+    # - window: the raw scaled window, N*K inputs (the paper);
+    # - summary: per VNF, the last value, the mean and spread of the last SUMMARY_RECENT steps
+    #   and of the window, and the last step's change (6*K inputs): far fewer weights to learn
+    #   from a few hundred windows;
+    # - edge: the summary plus the edge's own signals, the local exit's change from the last
+    #   value (K) and the last step of z (H_e): 6*K + K + H_e inputs, needs the edge's output.
     inputs: OffloaderInputs = "window"
+    # H_e of the DDNN whose edge feeds it (read by inputs="edge" only); DDNNConfig's default
+    edge_hidden: int = DDNNConfig.edge_hidden
 
     def __post_init__(self) -> None:
         if self.kind not in ("classifier", "regressor"):
             raise ConfigError(f"OffloaderConfig: unknown kind {self.kind!r}")
-        if self.inputs not in ("window", "summary"):
+        if self.inputs not in OFFLOADER_INPUTS:
             raise ConfigError(f"OffloaderConfig: unknown inputs {self.inputs!r}")
-        if self.n_steps < 1 or self.n_vnfs < 1 or not all(h >= 1 for h in self.hidden):
+        sizes = (self.n_steps, self.n_vnfs, self.edge_hidden, *self.hidden)
+        if not all(size >= 1 for size in sizes):
             raise ConfigError(f"OffloaderConfig: invalid sizes in {self}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,13 @@
-"""Offloader networks: 3 FC layers on the raw (scaled) input window, run at the edge.
+"""Offloader networks: 3 FC layers on features of the (scaled) input window, run at the edge.
+
+What a network reads is its config's `inputs`, assembled by one function, `offloader_features`,
+for training and serving alike:
+- window: the raw scaled window of the served site, N*K inputs (the paper);
+- summary: 6 features per VNF of the window (`summary_features`), 6K inputs;
+- edge: the summary plus the edge's own signals (`edge_signals`): the local exit's answer as a
+  change from the window's last value per VNF, and the last step of z, 6K + K + H_e inputs. It
+  needs the edge's output (ddnn.model.EdgeOutput), which the edge computes for every request
+  anyway.
 
 - classifier (the paper's ML offloader): P(local) for one transmission cost C_T, trained on
   training samples labelled local iff C_T >= C_L - C_R (the oracle's rule, ddnn.policies).
@@ -13,7 +22,7 @@ import torch
 from torch import nn
 
 from ddnn.config import OffloaderConfig
-from ddnn.model import mlp
+from ddnn.model import EdgeOutput, mlp
 
 SUMMARY_RECENT = 6  # steps of the "recent" summary features
 SUMMARY_FEATURES = 6  # per VNF
@@ -33,16 +42,47 @@ def summary_features(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=1)  # 6 x (B, K) -> (B, 6K)
 
 
+def edge_signals(x: torch.Tensor, edge_out: EdgeOutput) -> torch.Tensor:
+    """(B, N, K) window and the edge's output -> (B, K + H_e): the local exit's answer as a
+    change from the last value, per VNF (both in scaled units: the local exit restores its
+    output to the window's units), then the last step of z."""
+    local_change = edge_out.y_local - x[:, -1, :]  # (B, K)
+    return torch.cat([local_change, edge_out.z[:, -1, :]], dim=1)  # (B, K + H_e)
+
+
+def n_features(config: OffloaderConfig) -> int:
+    """F, the number of inputs of the network's first layer."""
+    if config.inputs == "window":
+        return config.n_steps * config.n_vnfs
+    summary = SUMMARY_FEATURES * config.n_vnfs
+    if config.inputs == "summary":
+        return summary
+    return summary + config.n_vnfs + config.edge_hidden
+
+
+def offloader_features(
+    config: OffloaderConfig, x: torch.Tensor, edge_out: EdgeOutput | None = None
+) -> torch.Tensor:
+    """(B, L, sites*K) windows (and the edge's output for inputs="edge") -> (B, F): what the
+    network reads. The one place the features are assembled, for training and serving."""
+    x = x[:, -config.n_steps :, : config.n_vnfs]  # the served site's edge window (B, N, K)
+    if config.inputs == "window":
+        return x.flatten(1)
+    summary = summary_features(x)
+    if config.inputs == "summary":
+        return summary
+    if edge_out is None:
+        raise ValueError('an offloader with inputs="edge" needs the edge\'s output')
+    return torch.cat([summary, edge_signals(x, edge_out)], dim=1)
+
+
 class Offloader(nn.Module):
     def __init__(self, config: OffloaderConfig) -> None:
         super().__init__()
         self.config = config
-        self.summary = config.inputs == "summary"
-        n_inputs = (
-            SUMMARY_FEATURES * config.n_vnfs if self.summary else config.n_steps * config.n_vnfs
-        )
-        # summary features live on different scales (levels vs spreads): standardise them
-        self.norm = nn.BatchNorm1d(n_inputs) if self.summary else nn.Identity()
+        n_inputs = n_features(config)
+        # summary and edge features live on different scales (levels vs spreads): standardise
+        self.norm = nn.BatchNorm1d(n_inputs) if config.inputs != "window" else nn.Identity()
         self.net = mlp([n_inputs, *config.hidden, 1])
         # regressor: the benefit is learned in standardised units; these map it back.
         self.target_mean: torch.Tensor
@@ -50,17 +90,25 @@ class Offloader(nn.Module):
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, sites*K) -> (B,): a logit (classifier) or a standardised benefit (regressor),
-        from the edge's own input (the window's last N steps of the served site's K columns)."""
-        x = x[:, -self.config.n_steps :, : self.config.n_vnfs]  # the served site's edge window
-        features = summary_features(x) if self.summary else x.flatten(1)  # (B, F)
+    @property
+    def needs_edge(self) -> bool:
+        """Whether it reads the edge's output besides the window."""
+        return self.config.inputs == "edge"
+
+    def features(self, x: torch.Tensor, edge_out: EdgeOutput | None = None) -> torch.Tensor:
+        """(B, L, sites*K) windows (+ the edge's output) -> (B, F): offloader_features."""
+        return offloader_features(self.config, x, edge_out)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, F) features -> (B,): a logit (classifier) or a standardised benefit (regressor).
+        Training fits on precomputed features; `score` takes windows."""
         out: torch.Tensor = self.net(self.norm(features)).squeeze(-1)
         return out
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, K) -> (B,): P(local) for the classifier, predicted C_L - C_R for the regressor."""
-        raw = self.forward(x)
+    def score(self, x: torch.Tensor, edge_out: EdgeOutput | None = None) -> torch.Tensor:
+        """(B, L, sites*K) windows (+ the edge's output for inputs="edge") -> (B,): P(local)
+        for the classifier, predicted C_L - C_R for the regressor."""
+        raw = self.forward(self.features(x, edge_out))
         if self.config.kind == "classifier":
             return torch.sigmoid(raw)
         return raw * self.target_std + self.target_mean

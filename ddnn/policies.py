@@ -128,7 +128,7 @@ class Evidence:
     batch: int
     x: torch.Tensor | None = None  # (B, N, K) scaled windows: the offloader networks' input
     edge: EdgeModel | None = None  # confidence: the local head, for MC dropout
-    edge_out: EdgeOutput | None = None
+    edge_out: EdgeOutput | None = None  # confidence; offloader networks with inputs="edge"
     offloaders: Mapping[str, Offloader] = field(default_factory=dict)  # by policy name
     rng: np.random.Generator | None = None  # random (numpy generators are not thread-safe)
     benefit: np.ndarray | None = None  # (B,) C_L - C_R: the truth, offline evaluation only
@@ -176,7 +176,12 @@ def _network_scorer(name: str) -> Callable[[Evidence], np.ndarray]:
     @torch.no_grad()
     def score(evidence: Evidence) -> np.ndarray:
         network = _need(evidence.offloaders.get(name), name, f"its offloader network {name!r}")
-        return _as_scores(network.score(_need(evidence.x, name, "the scaled windows")))
+        x = _need(evidence.x, name, "the scaled windows")
+        edge_out = None
+        if network.needs_edge:
+            what = f'the edge output (its network {name!r} has inputs="edge")'
+            edge_out = _need(evidence.edge_out, name, what)
+        return _as_scores(network.score(x, edge_out))
 
     return score
 

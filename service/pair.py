@@ -110,5 +110,5 @@ def place_models(
         out = ddnn.edge(x)
         ddnn.cloud(out.z, out.context)
         for net in placed.values():
-            net.score(x)
+            net.score(x, out)  # out: read by networks with inputs="edge"
     return ddnn, placed

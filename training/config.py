@@ -17,6 +17,7 @@ import numpy as np
 
 from ddnn.baselines import BASELINES
 from ddnn.config import (
+    OFFLOADER_INPUTS,
     ConfigError,
     CostConfig,
     DDNNConfig,
@@ -92,7 +93,8 @@ class OffloaderTraining:
     """
 
     hidden: tuple[int, ...] = (128, 32)  # 2 hidden layers + output = the paper's 3 FC layers
-    inputs: OffloaderInputs = "window"  # the raw window (the paper) or summary features
+    # the raw window (the paper), summary features, or those plus the edge's own signals
+    inputs: OffloaderInputs = "window"  # (ddnn.config.OffloaderConfig.inputs)
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3
@@ -109,6 +111,8 @@ class OffloaderTraining:
             raise ConfigError("OffloaderTraining: ct_quantiles must lie in [0, 1]")
         if not 0.0 < self.fit_share < 1.0:
             raise ConfigError("OffloaderTraining: fit_share must lie in (0, 1)")
+        if self.inputs not in OFFLOADER_INPUTS:
+            raise ConfigError(f"OffloaderTraining: unknown inputs {self.inputs!r}")
 
     def loop(self) -> TrainConfig:
         """The training loop's settings: every batch, every epoch, the best validation loss."""

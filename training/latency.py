@@ -98,7 +98,7 @@ def measure_latency(
     components = {
         "edge_forward": median_ms(lambda: ddnn.edge(window), repeats),
         "cloud_forward": median_ms(lambda: ddnn.cloud(edge_out.z, edge_out.context), repeats),
-        "offloading_decision": median_ms(lambda: decision.score(window), repeats),
+        "offloading_decision": median_ms(lambda: decision.score(window, edge_out), repeats),
         "confidence_decision": median_ms(lambda: uncertainty(ddnn.edge, edge_out), repeats),
     }
     for name, baseline in baselines.items():

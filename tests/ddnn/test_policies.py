@@ -25,6 +25,7 @@ from ddnn.policies import (
     REMOTE,
     Evidence,
     MissingEvidence,
+    Policy,
     PolicyDefaults,
     PolicyOverrides,
     online_policy,
@@ -117,14 +118,13 @@ def test_confidence_share_grows_with_eta(tiny_config: DDNNConfig) -> None:
 
 
 @pytest.mark.parametrize("policy", [ML, COST_AWARE], ids=lambda p: p.name)
-def test_offloader_decision_contract(policy: object) -> None:
-    assert policy in (ML, COST_AWARE)
+def test_offloader_decision_contract(policy: Policy) -> None:
     torch.manual_seed(0)
-    kind = OFFLOADER_NETWORKS[policy.name]  # type: ignore[attr-defined]
+    kind = OFFLOADER_NETWORKS[policy.name]
     offloader = Offloader(OffloaderConfig(n_steps=12, n_vnfs=4, kind=kind)).eval()
     x = torch.rand(32, 12, 4)
-    evidence = Evidence(32, x=x, offloaders={policy.name: offloader})  # type: ignore[attr-defined]
-    decision = policy.decide(evidence, KNOBS)  # type: ignore[attr-defined]
+    evidence = Evidence(32, x=x, offloaders={policy.name: offloader})
+    decision = policy.decide(evidence, KNOBS)
     assert decision.local.shape == (32,) and decision.score.shape == (32,)
     expected = decision.score >= 0.5 if policy is ML else decision.score <= 0.1
     assert np.array_equal(decision.local, expected)
@@ -205,3 +205,22 @@ def test_best_threshold_minimises_cost_including_transmission() -> None:
     # a huge C_T makes every sample local
     eta = CONFIDENCE.best_threshold(scores, costs, transmission_cost=100.0, points=None)
     assert CONFIDENCE.local(scores, eta).all()
+
+
+@pytest.mark.parametrize("policy", [ML, COST_AWARE], ids=lambda p: p.name)
+def test_an_edge_offloader_scores_with_the_edge_output(policy: Policy, tiny_ddnn: DDNN) -> None:
+    config = tiny_ddnn.config
+    kind = OFFLOADER_NETWORKS[policy.name]
+    offloader = Offloader(
+        OffloaderConfig(n_steps=config.n_steps, n_vnfs=config.n_vnfs, kind=kind, inputs="edge")
+    ).eval()
+    x = torch.rand(16, config.window_length, config.n_vnfs)
+    with torch.no_grad():
+        out = tiny_ddnn.edge(x)
+        expected = offloader.score(x, out).numpy()
+    evidence = Evidence(16, x=x, edge_out=out, offloaders={policy.name: offloader})
+    decision = policy.decide(evidence, KNOBS)
+    np.testing.assert_allclose(decision.score, expected, rtol=1e-6)
+    without = Evidence(16, x=x, offloaders={policy.name: offloader})
+    with pytest.raises(MissingEvidence, match=f"{policy.name} policy needs the edge output"):
+        policy.decide(without, KNOBS)

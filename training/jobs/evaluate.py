@@ -97,14 +97,19 @@ def window_record(
         CONFIDENCE.name: policy_scores(
             CONFIDENCE, test, ddnn=ddnn.model, seed=settings.offloader.seed
         ),
-        ML.name: policy_scores(ML, test, networks={ML.name: offloaders.default_classifier}),
-        COST_AWARE.name: _benefit_scores(offloaders, test),
+        ML.name: policy_scores(
+            ML, test, ddnn=ddnn.model, networks={ML.name: offloaders.default_classifier}
+        ),
+        COST_AWARE.name: _benefit_scores(offloaders, test, ddnn),
     }
     threshold = offloaders.defaults.ml_threshold
     ml_grid = np.stack(
         [
             ML.local(
-                policy_scores(ML, test, networks={ML.name: offloaders.classifiers[c_t]}), threshold
+                policy_scores(
+                    ML, test, ddnn=ddnn.model, networks={ML.name: offloaders.classifiers[c_t]}
+                ),
+                threshold,
             )
             for c_t in offloaders.ct_grid
         ]
@@ -148,8 +153,10 @@ def validation_policies(
         CONFIDENCE: policy_scores(
             CONFIDENCE, inputs, ddnn=ddnn.model, seed=settings.offloader.seed
         ),
-        ML: policy_scores(ML, inputs, networks={ML.name: offloaders.default_classifier}),
-        COST_AWARE: _benefit_scores(offloaders, inputs),
+        ML: policy_scores(
+            ML, inputs, ddnn=ddnn.model, networks={ML.name: offloaders.default_classifier}
+        ),
+        COST_AWARE: _benefit_scores(offloaders, inputs, ddnn),
     }
     curve = {p: share_sweep(local_first_ranks(p, s), costs).mean(axis=1) for p, s in scores.items()}
     oracle = share_sweep(local_first_ranks(ORACLE, costs.benefit), costs).mean(axis=1)
@@ -182,7 +189,7 @@ def champion_score(prepared: Prepared, ddnn: TrainedDDNN, offloaders: TrainedOff
     choice = offloaders.windows.choice
     curve = sweep_curve(
         COST_AWARE,
-        _benefit_scores(offloaders, prepared.val.inputs[choice]),
+        _benefit_scores(offloaders, prepared.val.inputs[choice], ddnn),
         offloaders.ct_grid,
         ddnn.costs["val"].subset(choice),
     )
@@ -207,8 +214,12 @@ def allocation_data(prepared: Prepared, ddnn: TrainedDDNN) -> dict[str, np.ndarr
     }
 
 
-def _benefit_scores(offloaders: TrainedOffloaders, inputs: torch.Tensor) -> np.ndarray:
-    return policy_scores(COST_AWARE, inputs, networks={COST_AWARE.name: offloaders.regressor})
+def _benefit_scores(
+    offloaders: TrainedOffloaders, inputs: torch.Tensor, ddnn: TrainedDDNN
+) -> np.ndarray:
+    """The cost_aware regressor's predicted benefits (its network may read the DDNN's edge)."""
+    networks = {COST_AWARE.name: offloaders.regressor}
+    return policy_scores(COST_AWARE, inputs, ddnn=ddnn.model, networks=networks)
 
 
 def evaluate_all(

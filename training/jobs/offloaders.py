@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from ddnn.config import ConfigError, DDNNConfig, OffloaderConfig, OffloaderKind
 from ddnn.cost import ExitCosts
-from ddnn.model import DDNN
-from ddnn.offloader import Offloader
+from ddnn.model import DDNN, EdgeModel
+from ddnn.offloader import Offloader, offloader_features
 from ddnn.policies import (
     CONFIDENCE,
     COST_AWARE,
@@ -164,8 +164,12 @@ def train_offloaders(
                 ct_grid=[round(c, 6) for c in to_train],
             )
         )
-        classifiers = train_classifier_grid(settings.model, training, fit, choice, to_train)
-        regressor, regressor_metrics = train_regressor(settings.model, training, fit, choice)
+        classifiers = train_classifier_grid(
+            settings.model, training, fit, choice, to_train, ddnn=ddnn.model
+        )
+        regressor, regressor_metrics = train_regressor(
+            settings.model, training, fit, choice, ddnn=ddnn.model
+        )
         u_choice = policy_scores(CONFIDENCE, choice[0], ddnn=ddnn.model, seed=training.seed)
         eta = CONFIDENCE.best_threshold(u_choice, choice[1], default_ct, training.eta_points)
         metrics = {f"{ML.name}_{k}": v for k, v in classifiers[default_ct][1].items()}
@@ -225,7 +229,31 @@ def offloader_config(
         hidden=training.hidden,
         kind=kind,
         inputs=training.inputs,
+        edge_hidden=model.edge_hidden,
     )
+
+
+@torch.no_grad()
+def network_features(
+    config: OffloaderConfig, inputs: torch.Tensor, ddnn: DDNN | None
+) -> torch.Tensor:
+    """(M, L, sites*K) windows -> (M, F): what a network of this config fits on, computed once
+    (chunked) by the features' one owner, with the edge's output if the network reads it."""
+    edge = _edge_read_by(config, ddnn)
+    parts = [
+        offloader_features(config, chunk, None if edge is None else edge(chunk))
+        for chunk in inputs.split(EVAL_CHUNK)
+    ]
+    return torch.cat(parts)
+
+
+def _edge_read_by(config: OffloaderConfig, ddnn: DDNN | None) -> EdgeModel | None:
+    """The DDNN's edge, in eval mode, if a network of this config reads its output."""
+    if config.inputs != "edge":
+        return None
+    if ddnn is None:
+        raise ConfigError('offloaders with inputs="edge" need the DDNN whose edge they read')
+    return ddnn.edge.eval()
 
 
 def train_classifier_grid(
@@ -234,13 +262,16 @@ def train_classifier_grid(
     train: tuple[torch.Tensor, ExitCosts],
     val: tuple[torch.Tensor, ExitCosts],
     grid: Sequence[float],
+    *,
+    ddnn: DDNN | None = None,
 ) -> dict[float, tuple[Offloader, dict[str, float]]]:
-    """One classifier per C_T (each a step of the run's ml_grid_* metrics)."""
+    """One classifier per C_T (each a step of the run's ml_grid_* metrics); `ddnn`: the DDNN
+    whose edge the networks read (needed by inputs="edge")."""
     trained = {}
     quiet = not distributed.is_main()
     bar = tqdm(grid, desc="ML offloader per C_T", leave=False, disable=True if quiet else None)
     for step, c_t in enumerate(bar):
-        net, metrics = train_classifier(model, training, train, val, c_t)
+        net, metrics = train_classifier(model, training, train, val, c_t, ddnn=ddnn)
         tracking.log_metrics(
             {f"ml_grid_{k}": v for k, v in metrics.items()} | {"ml_grid_c_t": c_t}, step=step
         )
@@ -254,6 +285,8 @@ def train_classifier(
     train: tuple[torch.Tensor, ExitCosts],
     val: tuple[torch.Tensor, ExitCosts],
     transmission_cost: float,
+    *,
+    ddnn: DDNN | None = None,
 ) -> tuple[Offloader, dict[str, float]]:
     """The paper's ML offloader for one C_T: P(local), labels local iff C_L - C_R <= C_T."""
     y_train, y_val = (_labels(costs, transmission_cost, x.device) for x, costs in (train, val))
@@ -268,11 +301,13 @@ def train_classifier(
         )
 
     config = offloader_config(model, training, OFFLOADER_NETWORKS[ML.name])
-    net = _fit_network(config, training, (train[0], y_train), (val[0], y_val), NetworkLoss(bce))
+    net = _fit_network(
+        config, training, (train[0], y_train), (val[0], y_val), NetworkLoss(bce), ddnn
+    )
     metrics = {
         "train_share_local_labels": n_local / len(y_train),
-        "train_balanced_accuracy": _balanced_accuracy(net, train[0], y_train),
-        "val_balanced_accuracy": _balanced_accuracy(net, val[0], y_val),
+        "train_balanced_accuracy": _balanced_accuracy(net, train[0], y_train, ddnn),
+        "val_balanced_accuracy": _balanced_accuracy(net, val[0], y_val, ddnn),
     }
     return net, metrics
 
@@ -282,6 +317,8 @@ def train_regressor(
     training: OffloaderTraining,
     train: tuple[torch.Tensor, ExitCosts],
     val: tuple[torch.Tensor, ExitCosts],
+    *,
+    ddnn: DDNN | None = None,
 ) -> tuple[Offloader, dict[str, float]]:
     """Our cost_aware network: regress the standardised benefit once; any C_T thresholds it."""
     device = train[0].device
@@ -298,11 +335,11 @@ def train_regressor(
         (train[0], standardised(train[1])),
         (val[0], standardised(val[1])),
         NetworkLoss(F.huber_loss),
+        ddnn,
     )
     net.target_mean.fill_(mean)
     net.target_std.fill_(std)
-    with torch.no_grad():
-        predicted = net.score(val[0]).cpu().numpy()
+    predicted = policy_scores(COST_AWARE, val[0], ddnn=ddnn, networks={COST_AWARE.name: net})
     corr = np.corrcoef(predicted, val[1].benefit)[0, 1] if len(predicted) > 1 else math.nan
     metrics = {
         "benefit_mean": mean,
@@ -324,17 +361,22 @@ def _fit_network(
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     objective: NetworkLoss,
+    ddnn: DDNN | None,
 ) -> Offloader:
-    """The one training loop, every epoch, keeping the weights with the lowest validation loss."""
+    """The one training loop, every epoch, keeping the weights with the lowest validation loss,
+    on the windows' features (network_features) rather than the windows themselves."""
+    train_features, val_features = (network_features(config, x, ddnn) for x, _ in (train, val))
     torch.manual_seed(training.seed)
     net = Offloader(config).to(train[0].device)
-    fit(net, train, val, objective, training.loop())
+    fit(net, (train_features, train[1]), (val_features, val[1]), objective, training.loop())
     return net
 
 
 @torch.no_grad()
-def _balanced_accuracy(net: Offloader, inputs: torch.Tensor, labels: torch.Tensor) -> float:
-    scores = policy_scores(ML, inputs, networks={ML.name: net})
+def _balanced_accuracy(
+    net: Offloader, inputs: torch.Tensor, labels: torch.Tensor, ddnn: DDNN | None
+) -> float:
+    scores = policy_scores(ML, inputs, ddnn=ddnn, networks={ML.name: net})
     predicted = torch.from_numpy(ML.local(scores, DEFAULT_ML_THRESHOLD))
     truth = (labels > 0.5).cpu()
     recalls = [

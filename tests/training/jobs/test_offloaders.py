@@ -3,16 +3,21 @@ and the confidence eta chosen by the table's rule."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from ddnn.config import DDNNConfig
+from ddnn.config import ConfigError, DDNNConfig
 from ddnn.cost import ExitCosts
-from ddnn.policies import CONFIDENCE
+from ddnn.model import DDNN
+from ddnn.policies import CONFIDENCE, COST_AWARE, ML, Evidence, PolicyDefaults, resolve_knobs
 from training.config import OffloaderTraining
 from training.jobs.offloaders import (
     default_transmission_cost,
+    offloader_config,
+    policy_scores,
     train_classifier,
     train_regressor,
     transmission_cost_grid,
@@ -68,3 +73,40 @@ def test_eta_keeps_local_the_samples_the_cloud_would_not_help() -> None:
     costs = ExitCosts(local=np.where(u < 0.3, 1.0, 5.0), remote=np.full(100, 2.0))
     eta = CONFIDENCE.best_threshold(u, costs, transmission_cost=0.5, points=21)
     assert np.mean(u < eta) == pytest.approx(0.3, abs=0.02)
+
+
+def test_an_edge_offloader_trains_on_the_edge_signals_and_decides_through_the_table() -> None:
+    torch.manual_seed(0)
+    ddnn = DDNN(replace(MODEL, zero_init_exit=False)).eval()
+    training = replace(TRAINING, inputs="edge")
+    train, val = learnable_costs(512, 0), learnable_costs(256, 1)
+    net, metrics = train_classifier(MODEL, training, train, val, 0.5, ddnn=ddnn)
+    assert metrics["val_balanced_accuracy"] > 0.9
+    assert net.config.inputs == "edge" and net.needs_edge and not net.training
+    x = val[0]
+    scores = policy_scores(ML, x, ddnn=ddnn, networks={ML.name: net})
+    with torch.no_grad():
+        evidence = Evidence(len(x), x=x, edge_out=ddnn.edge(x), offloaders={ML.name: net})
+    decision = ML.decide(evidence, resolve_knobs(PolicyDefaults(0.5, confidence_eta=0.01)))
+    np.testing.assert_allclose(decision.score, scores, rtol=1e-6)
+    regressor, regressor_metrics = train_regressor(MODEL, training, train, val, ddnn=ddnn)
+    assert regressor_metrics["val_benefit_corr"] > 0.9
+    predicted = policy_scores(COST_AWARE, x, ddnn=ddnn, networks={COST_AWARE.name: regressor})
+    assert np.corrcoef(predicted, val[1].benefit)[0, 1] == pytest.approx(
+        regressor_metrics["val_benefit_corr"]
+    )
+
+
+def test_an_edge_offloader_cannot_train_without_its_ddnn() -> None:
+    training = replace(TRAINING, inputs="edge")
+    with pytest.raises(ConfigError, match="need the DDNN whose edge they read"):
+        train_regressor(MODEL, training, learnable_costs(64, 0), learnable_costs(32, 1))
+
+
+def test_offloader_config_takes_the_edge_width_of_the_ddnn() -> None:
+    config = offloader_config(
+        DDNNConfig(edge_hidden=4), replace(TRAINING, inputs="edge"), "regressor"
+    )
+    assert config.edge_hidden == 4 and config.inputs == "edge"
+    with pytest.raises(ConfigError, match="unknown inputs"):
+        OffloaderTraining(inputs="raw")  # type: ignore[arg-type]
