@@ -338,6 +338,20 @@ def check_pair(
         raise PairMismatchError(
             f"{offloader_ref.uri} takes windows (N, K)={shape}, {ddnn_ref.uri} takes {expected}"
         )
+    _check_edge_readers(ddnn, ddnn_ref, offloader, offloader_ref)
+
+
+def _check_edge_readers(
+    ddnn: DDNNBundle, ddnn_ref: ModelRef, offloader: OffloaderBundle, offloader_ref: ModelRef
+) -> None:
+    """PairMismatchError if a network that reads the edge's z (inputs="edge") expects another
+    number of edge hidden units H_e than the DDNN has."""
+    for key, (config, _) in offloader.networks.items():
+        if config.inputs == "edge" and config.edge_hidden != ddnn.config.edge_hidden:
+            raise PairMismatchError(
+                f"{offloader_ref.uri}: network {key!r} reads an edge of H_e={config.edge_hidden}, "
+                f"{ddnn_ref.uri} has H_e={ddnn.config.edge_hidden}"
+            )
 
 
 def _find_version(

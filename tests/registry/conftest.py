@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig
+from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig, OffloaderInputs, OffloaderKind
 from ddnn.model import DDNN
 from ddnn.offloader import Offloader
 from ddnn.policies import PolicyDefaults
@@ -30,13 +30,29 @@ def ddnn_bundle(tiny_config: DDNNConfig) -> DDNNBundle:
     return DDNNBundle.from_model(model, cost=CostConfig(), scaler=scaler, metadata=metadata)
 
 
-def offloader_bundle_for(config: DDNNConfig, ddnn_version: str) -> OffloaderBundle:
+def offloader_bundle_for(
+    config: DDNNConfig,
+    ddnn_version: str,
+    inputs: OffloaderInputs = "window",
+    edge_hidden: int | None = None,
+) -> OffloaderBundle:
+    """Its networks read `inputs`; edge_hidden: the H_e they expect (the DDNN's by default)."""
     torch.manual_seed(1)
-    shape = {"n_steps": config.n_steps, "n_vnfs": config.n_vnfs, "hidden": (8,)}
-    nets = {
-        "ml": Offloader(OffloaderConfig(**shape, kind="classifier")),  # type: ignore[arg-type]
-        "cost_aware": Offloader(OffloaderConfig(**shape, kind="regressor")),  # type: ignore[arg-type]
-    }
+
+    def network(kind: OffloaderKind) -> Offloader:
+        width = config.edge_hidden if edge_hidden is None else edge_hidden
+        return Offloader(
+            OffloaderConfig(
+                n_steps=config.n_steps,
+                n_vnfs=config.n_vnfs,
+                hidden=(8,),
+                kind=kind,
+                inputs=inputs,
+                edge_hidden=width,
+            )
+        )
+
+    nets = {"ml": network("classifier"), "cost_aware": network("regressor")}
     return OffloaderBundle.from_offloaders(
         nets,
         ddnn_version=ddnn_version,

@@ -55,6 +55,39 @@ def test_offloader_round_trip_gives_identical_scores(
     assert loaded.defaults.transmission_cost == 0.05
 
 
+def test_an_offloader_bundle_that_reads_the_edge_round_trips(
+    tmp_path: Path, ddnn_bundle: DDNNBundle
+) -> None:
+    config = ddnn_bundle.config
+    bundle = offloader_bundle_for(config, "7", inputs="edge")
+    bundle.save(tmp_path / "off")
+    loaded = OffloaderBundle.load(tmp_path / "off")
+    x = windows(config)
+    with torch.no_grad():
+        out = ddnn_bundle.build().edge(x)
+    before, after = bundle.build(), loaded.build()
+    for key in ("ml", "cost_aware"):
+        assert after[key].config == before[key].config and after[key].needs_edge
+        assert torch.equal(before[key].score(x, out), after[key].score(x, out))
+
+
+def test_an_offloader_bundle_saved_before_edge_inputs_still_loads(
+    tmp_path: Path, tiny_config: DDNNConfig
+) -> None:
+    bundle = offloader_bundle_for(tiny_config, "7", inputs="summary")
+    bundle.save(tmp_path / "off")
+    config = json.loads((tmp_path / "off" / CONFIG_FILE).read_text())
+    for network in config["networks"].values():
+        del network["edge_hidden"]  # the field arrived with inputs="edge"
+    (tmp_path / "off" / CONFIG_FILE).write_text(json.dumps(config))
+    loaded = OffloaderBundle.load(tmp_path / "off")
+    x = windows(tiny_config)
+    before, after = bundle.build(), loaded.build()
+    for key in ("ml", "cost_aware"):
+        assert after[key].config == before[key].config
+        assert torch.equal(before[key].score(x), after[key].score(x))
+
+
 def test_build_is_strict_and_in_eval_mode(ddnn_bundle: DDNNBundle) -> None:
     assert not ddnn_bundle.build().training
     state = dict(ddnn_bundle.state_dict)

@@ -11,6 +11,7 @@ from registry import (
     DDNN_MODEL_NAME,
     OFFLOADER_MODEL_NAME,
     DDNNBundle,
+    ModelRef,
     PairMismatchError,
     RegistryError,
     load_ddnn,
@@ -20,6 +21,7 @@ from registry import (
     resolve_alias,
     set_alias,
 )
+from registry.client import check_pair
 from tests.factories import random_windows
 from tests.registry.conftest import offloader_bundle_for
 
@@ -80,6 +82,17 @@ def test_mismatched_pair_is_refused(sqlite_store: str, ddnn_bundle: DDNNBundle) 
         PairMismatchError, match=r"trained for ddnn-slicing version 1.*is version 2"
     ):
         load_pair()
+
+
+def test_an_offloader_reading_another_edge_width_is_refused(ddnn_bundle: DDNNBundle) -> None:
+    config = ddnn_bundle.config
+    ddnn_ref = ModelRef(DDNN_MODEL_NAME, "1", None, None)
+    offloader_ref = ModelRef(OFFLOADER_MODEL_NAME, "1", None, None)
+    fits = offloader_bundle_for(config, "1", inputs="edge")
+    check_pair(ddnn_bundle, ddnn_ref, fits, offloader_ref)
+    wider = offloader_bundle_for(config, "1", inputs="edge", edge_hidden=config.edge_hidden + 1)
+    with pytest.raises(PairMismatchError, match=r"network 'ml' reads an edge of H_e=2"):
+        check_pair(ddnn_bundle, ddnn_ref, wider, offloader_ref)
 
 
 def test_unknown_alias_and_version_are_registry_errors(
