@@ -12,7 +12,7 @@ import torch
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
-from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig
+from ddnn.config import CostConfig, DDNNConfig, OffloaderConfig, OffloaderInputs
 from ddnn.model import DDNN
 from ddnn.offloader import Offloader
 from ddnn.policies import PolicyDefaults
@@ -43,13 +43,17 @@ ETA = 0.01
 ADMIN_KEY = "test-admin-key"
 
 
-def make_bundles(seed: int = 0, ddnn_version: str = "1") -> tuple[DDNNBundle, OffloaderBundle]:
+def make_bundles(
+    seed: int = 0, ddnn_version: str = "1", inputs: OffloaderInputs = "window"
+) -> tuple[DDNNBundle, OffloaderBundle]:
     """Untrained but seeded models: deterministic, the shapes of the real thing."""
     torch.manual_seed(seed)
     model = DDNN(SERVICE_CONFIG).eval()
     offloaders = {
-        "ml": Offloader(OffloaderConfig(N, K, hidden=(8, 4), kind="classifier")),
-        "cost_aware": Offloader(OffloaderConfig(N, K, hidden=(8, 4), kind="regressor")),
+        "ml": Offloader(OffloaderConfig(N, K, hidden=(8, 4), kind="classifier", inputs=inputs)),
+        "cost_aware": Offloader(
+            OffloaderConfig(N, K, hidden=(8, 4), kind="regressor", inputs=inputs)
+        ),
     }
     # predicted C_L - C_R around 1: positive, so a C_T on either side of it exists
     offloaders["cost_aware"].target_mean.fill_(1.0)
@@ -66,8 +70,10 @@ def make_bundles(seed: int = 0, ddnn_version: str = "1") -> tuple[DDNNBundle, Of
     return ddnn, offloader
 
 
-def fake_loader(version: str = "1", seed: int = 0) -> PairLoader:
-    ddnn, offloader = make_bundles(seed, version)
+def fake_loader(
+    version: str = "1", seed: int = 0, inputs: OffloaderInputs = "window"
+) -> PairLoader:
+    ddnn, offloader = make_bundles(seed, version, inputs)
     pair = LoadedPair(
         ddnn,
         offloader,

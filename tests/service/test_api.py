@@ -23,7 +23,16 @@ from ddnn.policies import (
 )
 from service.schemas import AllocationResponse, BatchAllocationResponse, ModelsResponse
 from tests.factories import demand_payload
-from tests.service.conftest import ADMIN_KEY, ETA, TRAINED_COST, K, N, make_bundles, make_settings
+from tests.service.conftest import (
+    ADMIN_KEY,
+    ETA,
+    TRAINED_COST,
+    K,
+    N,
+    fake_loader,
+    make_bundles,
+    make_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -140,6 +149,25 @@ def test_post_allocation_ml_score_is_the_classifier_probability(client: TestClie
     assert rationale["score"] == pytest.approx(float(expected.score[0]), abs=1e-6)
     assert rationale["threshold"] == pytest.approx(expected.threshold)
     assert rationale["transmission_cost"] == pytest.approx(TRAINED_COST)
+
+
+@pytest.mark.parametrize("policy", [ML, COST_AWARE], ids=lambda p: p.name)
+def test_post_allocation_serves_offloaders_that_read_the_edge(
+    client_factory: ClientFactory, policy: Policy
+) -> None:
+    client = client_factory(loader=fake_loader(inputs="edge"))
+    demand = demand_payload(N, K, seed=6)
+    response = post(client, demand=demand, policy=policy.name)
+    assert response.status_code == 200
+    ddnn, offloader = make_bundles(inputs="edge")
+    x = model_input(demand)
+    with torch.inference_mode():
+        out = ddnn.build().edge(x)
+    evidence = Evidence(batch=1, x=x, edge_out=out, offloaders=offloader.build())
+    expected = policy.decide(evidence, resolve_knobs(offloader.defaults))
+    assert response.json()["rationale"]["score"] == pytest.approx(
+        float(expected.score[0]), abs=1e-6
+    )
 
 
 def test_post_allocation_confidence_uses_bundle_eta(client: TestClient) -> None:
