@@ -98,5 +98,10 @@ VARIANTS = {
             "offloaders on 6 summary features per VNF instead of the raw window",
             offloader={"inputs": "summary", "hidden": (32, 16)},
         ),
+        Variant(
+            "offloader edge signals",
+            "offloaders on the summary features plus the edge's local answer and last z",
+            offloader={"inputs": "edge", "hidden": (32, 16)},
+        ),
     )
 }

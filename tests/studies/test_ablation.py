@@ -16,11 +16,12 @@ def test_ablation_writes_a_row_per_configuration(tmp_path: Path) -> None:
     out = tmp_path / "ablation.md"
     main(
         ["--cases", "synthetic", "--groups", "1", "--seeds", "1", "--quick", "--n-steps", "24"]
-        + ["--variants", "recipe,wide z (4)", "--jobs", "1", "--cache", str(tmp_path / "c")]
-        + ["--out", str(out)]
+        + ["--variants", "recipe,wide z (4),offloader edge signals"]
+        + ["--jobs", "1", "--cache", str(tmp_path / "c"), "--out", str(out)]
     )
     text = out.read_text()
     assert "| recipe |" in text and "| wide z (4) |" in text
+    assert "| offloader edge signals |" in text  # offloaders that read the edge, end to end
     assert "2 runs per row." in text  # 2 folds x 1 group x 1 seed
 
 
