@@ -29,8 +29,10 @@ from registry import (
     set_alias,
 )
 from registry.client import DEFAULT_EXPERIMENT
+from service.cloud import LocalCloud
 from service.config import Settings
 from service.main import create_app
+from service.pair import ServingPair
 from service.runtime import PairLoader
 
 N, K = 12, 4
@@ -68,6 +70,28 @@ def make_bundles(
         metadata={"source": "tests", "seed": seed},
     )
     return ddnn, offloader
+
+
+def make_serving_pair() -> ServingPair:
+    """The tiny bundles as a CPU ServingPair with an in-process cloud (no runtime, no HTTP)."""
+    ddnn_bundle, offloader_bundle = make_bundles()
+    ddnn = ddnn_bundle.build()
+    return ServingPair(
+        config=ddnn.config,
+        edge=ddnn.edge,
+        cloud=LocalCloud(ddnn.cloud, max_batch=8, max_wait_s=0.0),
+        offloaders=offloader_bundle.build(),
+        scaler=ddnn_bundle.scaler,
+        device=torch.device("cpu"),
+        ddnn_name="d",
+        ddnn_version="1",
+        ddnn_run_id=None,
+        offloader_name="o",
+        offloader_version="1",
+        offloader_run_id=None,
+        alias="champion",
+        defaults=PolicyDefaults(transmission_cost=0.1, confidence_eta=0.01),
+    )
 
 
 def fake_loader(

@@ -14,39 +14,21 @@ from ddnn.policies import (
     COST_AWARE,
     ONLINE_POLICY_NAMES,
     Decision,
-    PolicyDefaults,
     PolicyOverrides,
 )
 from service.allocation import Prediction, _sentence, encode_batch, encode_single, predict
-from service.cloud import LocalCloud, SimulatedLink
+from service.cloud import SimulatedLink
 from service.decode import InvalidDemand, decode_demand, decode_windows, scale_windows
 from service.pair import PolicyOptions, ServingPair
 from tests.factories import demand_payload
-from tests.service.conftest import K, N, make_bundles
+from tests.service.conftest import K, N, make_serving_pair
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
 def pair() -> ServingPair:
-    ddnn_bundle, offloader_bundle = make_bundles()
-    ddnn = ddnn_bundle.build()
-    return ServingPair(
-        config=ddnn.config,
-        edge=ddnn.edge,
-        cloud=LocalCloud(ddnn.cloud, max_batch=8, max_wait_s=0.0),
-        offloaders=offloader_bundle.build(),
-        scaler=ddnn_bundle.scaler,
-        device=torch.device("cpu"),
-        ddnn_name="d",
-        ddnn_version="1",
-        ddnn_run_id=None,
-        offloader_name="o",
-        offloader_version="1",
-        offloader_run_id=None,
-        alias="champion",
-        defaults=PolicyDefaults(transmission_cost=0.1, confidence_eta=0.01),
-    )
+    return make_serving_pair()
 
 
 def test_scale_windows_matches_scaler_transform(pair: ServingPair) -> None:

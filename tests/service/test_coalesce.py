@@ -15,37 +15,16 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from ddnn.policies import COST_AWARE, ONLINE_POLICY_NAMES, PolicyDefaults, PolicyOverrides
+from ddnn.policies import COST_AWARE, ONLINE_POLICY_NAMES, PolicyOverrides
 from service.allocation import INLINE_ROWS, Prediction, coalescer_for, predict
-from service.cloud import LocalCloud, SimulatedLink
+from service.cloud import SimulatedLink
 from service.coalesce import EdgeCoalescer
 from service.main import create_app
 from service.pair import PolicyOptions, ServingPair
 from tests.factories import demand_payload
-from tests.service.conftest import K, N, fake_loader, make_bundles, make_settings
+from tests.service.conftest import K, N, fake_loader, make_serving_pair, make_settings
 
 pytestmark = pytest.mark.unit
-
-
-def make_pair() -> ServingPair:
-    ddnn_bundle, offloader_bundle = make_bundles()
-    ddnn = ddnn_bundle.build()
-    return ServingPair(
-        config=ddnn.config,
-        edge=ddnn.edge,
-        cloud=LocalCloud(ddnn.cloud, max_batch=8, max_wait_s=0.0),
-        offloaders=offloader_bundle.build(),
-        scaler=ddnn_bundle.scaler,
-        device=torch.device("cpu"),
-        ddnn_name="d",
-        ddnn_version="1",
-        ddnn_run_id=None,
-        offloader_name="o",
-        offloader_version="1",
-        offloader_run_id=None,
-        alias="champion",
-        defaults=PolicyDefaults(transmission_cost=0.1, confidence_eta=0.01),
-    )
 
 
 def windows_of(count: int) -> list[np.ndarray]:
@@ -87,8 +66,8 @@ def concurrent_predictions(
 @pytest.mark.parametrize("policy", ONLINE_POLICY_NAMES)
 def test_coalesced_answers_equal_one_pass_per_request(policy: str) -> None:
     windows = windows_of(12)
-    alone = concurrent_predictions(make_pair(), windows, policy)
-    pair, passes = make_pair(), []
+    alone = concurrent_predictions(make_serving_pair(), windows, policy)
+    pair, passes = make_serving_pair(), []
     pair.coalescer = coalescer_for(pair, on_pass=passes.append)
     together = concurrent_predictions(pair, windows, policy)
     assert passes == [12]  # one pass for all: the comparison below is not vacuous
@@ -102,14 +81,14 @@ def test_coalesced_answers_equal_one_pass_per_request(policy: str) -> None:
 
 
 def test_requests_ready_together_share_passes_of_at_most_inline_rows() -> None:
-    pair, passes = make_pair(), []
+    pair, passes = make_serving_pair(), []
     pair.coalescer = coalescer_for(pair, on_pass=passes.append)
     concurrent_predictions(pair, windows_of(INLINE_ROWS + 8), "local")
     assert passes == [INLINE_ROWS, 8]
 
 
 def test_a_request_alone_in_its_loop_iteration_gets_a_pass_of_its_own() -> None:
-    pair, passes = make_pair(), []
+    pair, passes = make_serving_pair(), []
     pair.coalescer = coalescer_for(pair, on_pass=passes.append)
     for w in windows_of(3):
         concurrent_predictions(pair, [w], "local")
