@@ -40,6 +40,7 @@ class Setup:
     cloud: str  # "simulated" (in-process) or "process" (a cloud-role process behind the proxy)
     precision: str = "float32"
     cloud_threads: int = 1
+    coalesce: bool = True  # DDNN_EDGE_COALESCE: concurrent requests' edge passes stacked
 
 
 SETUPS = (
@@ -49,6 +50,12 @@ SETUPS = (
     Setup("paper, cloud process, 2 torch threads", "paper", "process", cloud_threads=2),
     Setup("paper, cloud process, int8", "paper", "process", "int8"),
     Setup("make run model, cloud in-process (simulated RTT)", "small", "simulated"),
+    Setup(
+        "make run model, cloud in-process, edge coalescing off",
+        "small",
+        "simulated",
+        coalesce=False,
+    ),
     Setup("make run model, cloud process behind the RTT proxy", "small", "process"),
 )
 
@@ -68,15 +75,18 @@ def service_env(port: int, uri: str, **extra: str) -> dict[str, str]:
 def serving(setup: Setup, uri: str, root: Path) -> Iterator[int]:
     """The setup's processes; yields the port to send allocations to."""
     service = [sys.executable, "-m", "service"]
-    precision = {"DDNN_CLOUD_PRECISION": setup.precision}
+    tuning = {
+        "DDNN_CLOUD_PRECISION": setup.precision,
+        "DDNN_EDGE_COALESCE": str(setup.coalesce).lower(),
+    }
     edge_port = free_port()
     name = setup.label.replace(" ", "-").replace(",", "").replace("(", "").replace(")", "")
     with ExitStack() as stack:
         if setup.cloud == "simulated":
-            env = service_env(edge_port, uri, DDNN_RTT_MS=str(PAPER_RTT_MS), **precision)
+            env = service_env(edge_port, uri, DDNN_RTT_MS=str(PAPER_RTT_MS), **tuning)
         else:
             cloud_port, proxy_port = free_port(), free_port()
-            cloud_env = service_env(cloud_port, uri, DDNN_ROLE="cloud", **precision)
+            cloud_env = service_env(cloud_port, uri, DDNN_ROLE="cloud", **tuning)
             cloud_env.update(
                 DDNN_TORCH_THREADS=str(setup.cloud_threads),
                 OMP_NUM_THREADS=str(setup.cloud_threads),
