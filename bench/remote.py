@@ -40,7 +40,7 @@ class Setup:
     cloud: str  # "simulated" (in-process) or "process" (a cloud-role process behind the proxy)
     precision: str = "float32"
     cloud_threads: int = 1
-    coalesce: bool = True  # DDNN_EDGE_COALESCE: concurrent requests' edge passes stacked
+    coalesce: bool = False  # DDNN_EDGE_COALESCE (the service's default: off)
 
 
 SETUPS = (
@@ -51,10 +51,10 @@ SETUPS = (
     Setup("paper, cloud process, int8", "paper", "process", "int8"),
     Setup("make run model, cloud in-process (simulated RTT)", "small", "simulated"),
     Setup(
-        "make run model, cloud in-process, edge coalescing off",
+        "make run model, cloud in-process, edge coalescing on",
         "small",
         "simulated",
-        coalesce=False,
+        coalesce=True,
     ),
     Setup("make run model, cloud process behind the RTT proxy", "small", "process"),
 )

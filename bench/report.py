@@ -125,7 +125,7 @@ def _targets(results: dict[str, Any]) -> list[str]:
             True,
         )
         for setup, measured in results["remote"]
-        if setup.coalesce  # the setup without coalescing is the peer of its A/B, not a target
+        if not setup.coalesce  # the setup with coalescing is its A/B's other arm, not a target
     ]
     return [
         "## Targets",
@@ -165,10 +165,10 @@ def _remote(measured: list[tuple[Any, dict[str, Any]]]) -> list[str]:
         "service's process behind an awaited round trip; `process`: a cloud-role process "
         "(`DDNN_ROLE=cloud`) reached through a TCP proxy that delays each direction by half the "
         "RTT (bench/delay_proxy.py), the edge calling it with `DDNN_CLOUD_URL`. Remote/s counts "
-        "answers from the cloud (a local fallback is not a remote decision). Every edge "
-        "coalesces the edge passes of concurrent requests (`DDNN_EDGE_COALESCE`, "
-        "service/coalesce.py) unless its label says off: the two `make run model, cloud "
-        "in-process` rows are that lever's A/B in one run.",
+        "answers from the cloud (a local fallback is not a remote decision). The edge runs "
+        "one edge pass per request (the default) unless the label says it coalesces the "
+        "passes of concurrent requests (`DDNN_EDGE_COALESCE`, service/coalesce.py): the two "
+        "`make run model, cloud in-process` rows are that lever's A/B in one run.",
         "",
         "| setup | remote/s | of the limit | p50 ms | p99 ms | exits | errors | server stages "
         "(median ms) |",

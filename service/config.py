@@ -89,8 +89,9 @@ class Settings(BaseSettings):
 
     # --- edge ----------------------------------------------------------------------------
     # stack the edge passes of small requests that are ready in the same event-loop iteration
-    # into one pass (service.coalesce): no timer, so a lone request waits for nothing
-    edge_coalesce: bool = True
+    # into one pass (service.coalesce): no timer, so a lone request waits for nothing. Off by
+    # default: in bench/results.md's same-run A/B it did not raise remote decisions/s on 2 cores
+    edge_coalesce: bool = False
 
     # --- limits and admin ----------------------------------------------------------------
     max_batch: int = Field(default=4096, ge=1)  # windows per batch request

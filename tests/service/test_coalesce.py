@@ -176,7 +176,8 @@ def edge_passes(metrics: str) -> tuple[int, int]:
 def test_concurrent_http_requests_share_edge_passes() -> None:
     """Remote requests stay in progress for the round trip: the service is busy, and the
     requests ready together share a pass (the first one found nobody else in progress)."""
-    app = create_app(make_settings(rtt_ms=20.0), loader=fake_loader(), resolver=None)
+    settings = make_settings(rtt_ms=20.0, edge_coalesce=True)
+    app = create_app(settings, loader=fake_loader(), resolver=None)
     clients = 32
 
     async def run() -> tuple[list[httpx.Response], str]:
@@ -197,11 +198,11 @@ def test_concurrent_http_requests_share_edge_passes() -> None:
     assert passes < clients / 4, f"{passes} edge passes for {clients} requests: not coalesced"
 
 
-def test_edge_coalesce_off_gives_the_pair_no_coalescer(
+def test_edge_coalesce_gives_the_pair_a_coalescer_only_when_on(
     client_factory: Callable[..., TestClient],
 ) -> None:
-    on = client_factory(make_settings())
-    off = client_factory(make_settings(edge_coalesce=False))
+    on = client_factory(make_settings(edge_coalesce=True))
+    off = client_factory(make_settings())  # the default: off
     assert on.app.state.runtime.pair.coalescer is not None  # type: ignore[attr-defined]
     assert off.app.state.runtime.pair.coalescer is None  # type: ignore[attr-defined]
     body = {"demand": demand_payload(N, K), "policy": "local"}
