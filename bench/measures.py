@@ -109,10 +109,18 @@ def measure_policies(
 
 
 def ml_decision(models: Models, windows: np.ndarray) -> tuple[Evidence, Decision]:
-    """The table's ml decision on (B, K, N) windows, with the bundle's knobs, in-process."""
+    """The table's ml decision on (B, K, N) windows, with the bundle's knobs, in-process. The
+    edge's output is in the evidence, as in the service (a network may read it); its pass is not
+    part of the decision."""
     x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1) / PEAK))
-    evidence = Evidence(batch=len(windows), x=x, offloaders=models.offloaders)
     with torch.inference_mode():
+        evidence = Evidence(
+            batch=len(windows),
+            x=x,
+            edge=models.ddnn.edge,
+            edge_out=models.ddnn.edge(x),
+            offloaders=models.offloaders,
+        )
         return evidence, ML.decide(evidence, resolve_knobs(models.defaults))
 
 
