@@ -110,17 +110,13 @@ def measure_policies(
 
 def ml_decision(models: Models, windows: np.ndarray) -> tuple[Evidence, Decision]:
     """The table's ml decision on (B, K, N) windows, with the bundle's knobs, in-process. The
-    edge's output is in the evidence, as in the service (a network may read it); its pass is not
-    part of the decision."""
+    evidence has the edge, as in the service: a network that reads its output gets it on this
+    first decision (Evidence.edge_output), so the timed decisions after it hold no edge pass."""
     x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1) / PEAK))
+    evidence = Evidence(
+        batch=len(windows), x=x, edge=models.ddnn.edge, offloaders=models.offloaders
+    )
     with torch.inference_mode():
-        evidence = Evidence(
-            batch=len(windows),
-            x=x,
-            edge=models.ddnn.edge,
-            edge_out=models.ddnn.edge(x),
-            offloaders=models.offloaders,
-        )
         return evidence, ML.decide(evidence, resolve_knobs(models.defaults))
 
 

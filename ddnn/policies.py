@@ -128,10 +128,19 @@ class Evidence:
     batch: int
     x: torch.Tensor | None = None  # (B, N, K) scaled windows: the offloader networks' input
     edge: EdgeModel | None = None  # confidence: the local head, for MC dropout
-    edge_out: EdgeOutput | None = None  # confidence; offloader networks with inputs="edge"
+    # confidence; offloader networks with inputs="edge". Read it with edge_output(): given
+    # (the service has it anyway) or computed from edge and x when a policy first reads it
+    edge_out: EdgeOutput | None = None
     offloaders: Mapping[str, Offloader] = field(default_factory=dict)  # by policy name
     rng: np.random.Generator | None = None  # random (numpy generators are not thread-safe)
     benefit: np.ndarray | None = None  # (B,) C_L - C_R: the truth, offline evaluation only
+
+    def edge_output(self) -> EdgeOutput | None:
+        """The edge's output for x: the one given, else the edge's pass over x, run once on the
+        first read (None without both); a policy that never reads it costs no edge pass."""
+        if self.edge_out is None and self.edge is not None and self.x is not None:
+            object.__setattr__(self, "edge_out", self.edge(self.x))  # frozen: a one-time cache
+        return self.edge_out
 
 
 class MissingEvidence(ValueError):
@@ -168,7 +177,7 @@ def _score_draw(evidence: Evidence) -> np.ndarray:
 
 def _score_uncertainty(evidence: Evidence) -> np.ndarray:
     edge = _need(evidence.edge, "confidence", "the edge model")
-    out = _need(evidence.edge_out, "confidence", "the edge output")
+    out = _need(evidence.edge_output(), "confidence", "the edge output")
     return _as_scores(uncertainty(edge, out))
 
 
@@ -180,7 +189,7 @@ def _network_scorer(name: str) -> Callable[[Evidence], np.ndarray]:
         edge_out = None
         if network.needs_edge:
             what = f'the edge output (its network {name!r} has inputs="edge")'
-            edge_out = _need(evidence.edge_out, name, what)
+            edge_out = _need(evidence.edge_output(), name, what)
         return _as_scores(network.score(x, edge_out))
 
     return score

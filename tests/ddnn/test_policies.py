@@ -224,3 +224,22 @@ def test_an_edge_offloader_scores_with_the_edge_output(policy: Policy, tiny_ddnn
     without = Evidence(16, x=x, offloaders={policy.name: offloader})
     with pytest.raises(MissingEvidence, match=f"{policy.name} policy needs the edge output"):
         policy.decide(without, KNOBS)
+
+
+def test_the_evidence_runs_the_edge_only_for_a_policy_that_reads_it(tiny_ddnn: DDNN) -> None:
+    config = tiny_ddnn.config
+    window = Offloader(OffloaderConfig(n_steps=config.n_steps, n_vnfs=config.n_vnfs)).eval()
+    reader = Offloader(
+        OffloaderConfig(n_steps=config.n_steps, n_vnfs=config.n_vnfs, inputs="edge")
+    ).eval()
+    x = torch.rand(8, config.window_length, config.n_vnfs)
+    with torch.no_grad():
+        evidence = Evidence(8, x=x, edge=tiny_ddnn.edge.eval(), offloaders={ML.name: window})
+        ML.decide(evidence, KNOBS)
+        assert evidence.edge_out is None  # the window network read no edge output
+        evidence = Evidence(8, x=x, edge=tiny_ddnn.edge, offloaders={ML.name: reader})
+        decision = ML.decide(evidence, KNOBS)
+        out = evidence.edge_out
+        assert out is not None and evidence.edge_output() is out  # computed once, then kept
+        torch.testing.assert_close(out.y_local, tiny_ddnn.edge(x).y_local)
+        np.testing.assert_allclose(decision.score, reader.score(x, out).numpy(), rtol=1e-6)

@@ -198,18 +198,17 @@ def policy_scores(
     seed: int = 0,
 ) -> np.ndarray:
     """A policy's scores on every window (chunked), through the table: U for confidence
-    (seeded MC dropout), P(local) for ml, the predicted benefit for cost_aware."""
+    (seeded MC dropout), P(local) for ml, the predicted benefit for cost_aware. The DDNN's edge
+    runs only for a policy that reads its output (Evidence.edge_output)."""
     torch.manual_seed(seed)
     if ddnn is not None:
         ddnn.eval()
     parts = []
     for chunk in inputs.split(EVAL_CHUNK):
-        edge_out = ddnn.edge(chunk) if ddnn is not None else None
         evidence = Evidence(
             len(chunk),
             x=chunk,
             edge=ddnn.edge if ddnn is not None else None,
-            edge_out=edge_out,
             offloaders=networks or {},
         )
         parts.append(policy.score(evidence))
