@@ -35,9 +35,7 @@ class CentralizedLSTM(nn.Module):
         x_in, context = self.transform.prepare(x)
         z, _ = self.encoder(x_in)  # (B, N, K) -> (B, N, H_e)
         codes = [z]
-        for encoder, window in zip(
-            self.peers, site_windows(x, self.config.n_vnfs)[1:], strict=True
-        ):
+        for encoder, window in zip(self.peers, site_windows(x, self.config)[1:], strict=True):
             codes.append(encoder(self.transform.prepare(window)[0])[0])
         return ExitOutputs(y_remote=self.cloud(torch.cat(codes, dim=2), context), z=z)
 
@@ -52,11 +50,11 @@ class WideLSTM(nn.Module):
         super().__init__()
         self.config = config
         self.transform = WindowTransform(config)
-        self.cloud = CloudModel(config, input_size=config.window_width)
+        self.cloud = CloudModel(config, input_size=config.demand_width)
 
     def forward(self, x: torch.Tensor) -> ExitOutputs:
         x_in, context = self.transform.prepare(x)
-        others = [self.transform.prepare(w)[0] for w in site_windows(x, self.config.n_vnfs)[1:]]
+        others = [self.transform.prepare(w)[0] for w in site_windows(x, self.config)[1:]]
         x_all = torch.cat([x_in, *others], dim=2)  # (B, N, sites*K)
         return ExitOutputs(y_remote=self.cloud(x_all, context))  # -> (B, K)
 

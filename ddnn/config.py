@@ -20,6 +20,8 @@ T = TypeVar("T")
 # The paper's measured edge-cloud round trip (Sec. V, Table II), per sample: the latency model's
 # and the service's simulated RTT default.
 PAPER_RTT_MS = 42.46
+# The calendar lever's floats per step: sin and cos of the time of day and of the time of week.
+CALENDAR_FEATURES = 4
 
 
 class ConfigError(ValueError):
@@ -87,6 +89,12 @@ class DDNNConfig:
     # memory_days days (window_length); the edge still reads only the last N steps.
     memory_days: int = 0
     steps_per_day: int = 144  # the data's samples per day (set from the data by training)
+    # lever (issue 10), off by default: the calendar. Every cloud-side model also sees the
+    # target's time of day and of week (sin and cos of each: CALENDAR_FEATURES floats in the
+    # context). A window then carries CALENDAR_FEATURES more columns after the demand's
+    # (ddnn.windows.with_calendar), row j holding the calendar of the step after it, so the last
+    # row holds the target's. Studies only: a request carries no time, so the service refuses it.
+    calendar: bool = False
     # lever (issue 10), 1 by default: the hierarchical DDNN (the paper's future work). The cloud
     # combines the z of `sites` edges, one per site of K cells (the served site first), to answer
     # the served site; a window then holds sites * K columns and every edge reads its own K.
@@ -99,6 +107,8 @@ class DDNNConfig:
             # the memory reaches the cloud's head only through the context
             "memory_days": self.memory_days >= 0
             and (self.memory_days == 0 or self.cloud_sees_context),
+            # so does the calendar
+            "calendar": not self.calendar or self.cloud_sees_context,
             "steps_per_day": self.steps_per_day >= 1,
             "sites": self.sites >= 1,
             "n_vnfs": self.n_vnfs >= 1,
@@ -133,7 +143,7 @@ class DDNNConfig:
             size += self.n_vnfs  # last observed value per VNF
         if self.window_norm:
             size += 2 * self.n_vnfs  # window mean and std per VNF
-        return size + self.memory_size
+        return size + self.memory_size + (CALENDAR_FEATURES if self.calendar else 0)
 
     @property
     def memory_size(self) -> int:
@@ -147,9 +157,14 @@ class DDNNConfig:
         return max(self.n_steps, self.memory_days * self.steps_per_day + 1)
 
     @property
-    def window_width(self) -> int:
-        """Columns of a window: K per site (the served site's K first)."""
+    def demand_width(self) -> int:
+        """Columns of demand in a window: K per site (the served site's K first)."""
         return self.sites * self.n_vnfs
+
+    @property
+    def window_width(self) -> int:
+        """Columns of a window: the demand's, then the calendar's (with calendar)."""
+        return self.demand_width + (CALENDAR_FEATURES if self.calendar else 0)
 
     @property
     def uplink_floats(self) -> int:

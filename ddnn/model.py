@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ddnn.config import DDNNConfig
+from ddnn.config import CALENDAR_FEATURES, DDNNConfig
 
 STD_FLOOR = 1e-3  # window std floor in scaled units, so a flat window does not blow up
 
@@ -42,8 +42,8 @@ class WindowTransform(nn.Module):
     """Reversible input/output transform shared by every model (no parameters).
 
     prepare() takes the window (its last N steps are the edge's input), optionally standardises
-    them per VNF, and returns the context the output needs (and, with memory_days, the cloud's
-    memory); restore() maps a network output h back to an allocation in scaled units:
+    them per VNF, and returns the context the output needs (and, with memory_days and calendar,
+    the cloud's memory and the target's calendar); restore() maps a network output h back to an allocation in scaled units:
       direct:   y = h                      (window_norm: y = mean + std * h)
       residual: y = last + h               (window_norm: y = last + std * h)
     """
@@ -56,9 +56,12 @@ class WindowTransform(nn.Module):
         self.n_steps = config.n_steps
         self.memory_days = config.memory_days
         self.steps_per_day = config.steps_per_day
+        self.calendar = config.calendar
 
     def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L, sites*K) window -> the served site's (B, N, K) edge input and (B, C) context."""
+        """(B, L, sites*K [+ calendar]) window -> the served site's (B, N, K) edge input and the
+        (B, C) context."""
+        calendar = x[:, -1, -CALENDAR_FEATURES:] if self.calendar else None  # (B, 4): the target's
         x = x[:, :, : self.n_vnfs]  # the served site's K columns come first
         recent = x[:, -self.n_steps :, :]  # (B, L, K) -> (B, N, K)
         parts: list[torch.Tensor] = []
@@ -72,6 +75,8 @@ class WindowTransform(nn.Module):
             parts += [mean, std]
         if self.memory_days:
             parts.append(self.memory(x, std))
+        if calendar is not None:
+            parts.append(calendar)
         context = torch.cat(parts, dim=1) if parts else x.new_zeros(x.shape[0], 0)  # (B, C)
         return recent, context
 
@@ -192,9 +197,9 @@ class CloudModel(nn.Module):
         return self.transform.restore(self.head(features), context)  # (B, K)
 
 
-def site_windows(x: torch.Tensor, n_vnfs: int) -> list[torch.Tensor]:
-    """(B, L, S*K) -> S windows of (B, L, K), the served site's first."""
-    return list(x.split(n_vnfs, dim=2))
+def site_windows(x: torch.Tensor, config: DDNNConfig) -> list[torch.Tensor]:
+    """(B, L, S*K [+ calendar]) -> S windows of (B, L, K), the served site's first."""
+    return list(x[:, :, : config.demand_width].split(config.n_vnfs, dim=2))
 
 
 class DDNN(nn.Module):
@@ -215,7 +220,7 @@ class DDNN(nn.Module):
         out = self.edge(x)
         z = out.z
         if len(self.peers):
-            peers = site_windows(x, self.config.n_vnfs)[1:]
+            peers = site_windows(x, self.config)[1:]
             z = torch.cat([z, *(peer(w).z for peer, w in zip(self.peers, peers, strict=True))], 2)
         y_remote = self.cloud(z, out.context)  # gradients of the remote loss reach the edges
         return ExitOutputs(y_remote=y_remote, y_local=out.y_local, z=out.z)
@@ -226,7 +231,7 @@ def check_window(x: torch.Tensor, config: DDNNConfig) -> None:
     expected = (config.window_length, config.window_width)
     if x.ndim != 3 or tuple(x.shape[1:]) != expected:
         raise ValueError(
-            f"expected input of shape (B, L={expected[0]}, sites*K={expected[1]}), "
+            f"expected input of shape (B, L={expected[0]}, columns={expected[1]}), "
             f"got {tuple(x.shape)}"
         )
     if not torch.isfinite(x).all():

@@ -13,14 +13,16 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 import numpy as np
 
+from ddnn.config import CALENDAR_FEATURES
 from ddnn.data import DemandSeries
 
 MINUTES_PER_DAY = 24 * 60
+MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
 
 
 class WindowError(ValueError):
@@ -183,6 +185,36 @@ class Dataset:
     def target_days(self, windows: WindowSet) -> np.ndarray:
         """(M,) the UTC calendar day of each target, datetime64[D] (the bootstrap's blocks)."""
         return self.target_times(windows).astype("datetime64[D]")
+
+
+def calendar_features(times: np.ndarray) -> np.ndarray:
+    """(...) UTC times -> (..., 4) float32: sin and cos of the time of day, then of the time of
+    week (continuous phases, so the hour before midnight sits next to the hour after it)."""
+    minutes = times.astype("datetime64[m]").astype(np.int64)
+    phases = [
+        2 * np.pi * (minutes % period) / period for period in (MINUTES_PER_DAY, MINUTES_PER_WEEK)
+    ]
+    columns = [f(phase) for phase in phases for f in (np.sin, np.cos)]
+    features = np.stack(columns, axis=-1).astype(np.float32)
+    assert features.shape[-1] == CALENDAR_FEATURES
+    return features
+
+
+def with_calendar(data: Dataset) -> Dataset:
+    """The calendar lever (DDNNConfig.calendar): every window gets CALENDAR_FEATURES more
+    columns after its demand's; row j holds the calendar of the step after it, so the last row
+    holds the target's. The targets, scaler and cells stay the demand's."""
+
+    def extended(windows: WindowSet) -> WindowSet:
+        length = windows.inputs.shape[1]
+        ahead = (np.arange(length) - (length - 1)) * data.interval_minutes  # (L,) <= 0
+        times = data.target_times(windows)[:, None] + ahead.astype("timedelta64[m]")  # (M, L)
+        inputs = np.concatenate([windows.inputs, calendar_features(times)], axis=2)
+        return replace(windows, inputs=np.ascontiguousarray(inputs, dtype=np.float32))
+
+    return replace(
+        data, train=extended(data.train), val=extended(data.val), test=extended(data.test)
+    )
 
 
 def split_bounds(n_rows: int, fractions: SplitFractions) -> list[tuple[int, int]]:

@@ -93,15 +93,25 @@ class ServingPair:
         await self.cloud.close()
 
 
+def refuse_study_levers(config: DDNNConfig) -> None:
+    """The studies' levers a request cannot feed: every site's window, the target's time."""
+    if config.sites > 1:
+        raise ValueError(
+            f"this DDNN combines the z of {config.sites} sites (the hierarchical lever of "
+            "the studies); the service serves one site's DDNN"
+        )
+    if config.calendar:
+        raise ValueError(
+            "this DDNN reads the target's calendar (the calendar lever of the studies); a "
+            "request carries no time, so the service cannot serve it"
+        )
+
+
 def place_models(
     ddnn: DDNN, offloaders: dict[str, Offloader], device: torch.device
 ) -> tuple[DDNN, dict[str, Offloader]]:
     """Move to the device, eval mode, and one warm-up pass so the first request is not slow."""
-    if ddnn.config.sites > 1:
-        raise ValueError(
-            f"this DDNN combines the z of {ddnn.config.sites} sites (the hierarchical lever of "
-            "the studies); the service serves one site's DDNN"
-        )
+    refuse_study_levers(ddnn.config)
     ddnn = ddnn.to(device).eval()
     placed = {key: net.to(device).eval() for key, net in offloaders.items()}
     config = ddnn.config

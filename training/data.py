@@ -22,7 +22,14 @@ from ddnn.data import (
     synthetic_demand,
 )
 from ddnn.naive import fit_naive_baselines
-from ddnn.windows import MINUTES_PER_DAY, Dataset, WindowSet, prepare_dataset, training_end
+from ddnn.windows import (
+    MINUTES_PER_DAY,
+    Dataset,
+    WindowSet,
+    prepare_dataset,
+    training_end,
+    with_calendar,
+)
 from training.config import DataSpec, Settings
 
 logger = logging.getLogger(__name__)
@@ -131,11 +138,13 @@ def prepare(settings: Settings) -> tuple[Prepared, Settings]:
         n_vnfs=n_vnfs,
         steps_per_day=MINUTES_PER_DAY // series.interval_minutes,
     )
-    data = prepare_dataset(series, model.window_length, model.window_width, settings.data.split())
+    data = prepare_dataset(series, model.window_length, model.demand_width, settings.data.split())
     if model.sites > 1:  # the hierarchical DDNN: every site's columns in, the served site's out
         data = served_site(data, n_vnfs)
     elif settings.data.shared_groups > 1:  # trained on every group, judged on the served one
         data = replace(data, val=data.val.of_group(0), test=data.test.of_group(0))
+    if model.calendar:  # the target's calendar as more columns of every window
+        data = with_calendar(data)
     settings = replace(settings, model=model)
     device = torch.device(settings.device)
     naive_val, naive_test = (naive_costs(data, split, settings.cost) for split in ("val", "test"))

@@ -89,6 +89,16 @@ VARIANTS = {
             {"memory_days": 2},
         ),
         Variant(
+            "calendar",
+            "a cloud that knows the time: the target's time of day and of week (sin, cos)",
+            {"calendar": True},
+        ),
+        Variant(
+            "calendar + memory (7 days)",
+            "the calendar and 7 days of memory together",
+            {"calendar": True, "memory_days": 7},
+        ),
+        Variant(
             "hierarchical",
             "the cloud combines the z of every group's edge (10 sites) to answer one site",
             all_sites=True,

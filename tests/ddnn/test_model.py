@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ddnn.baselines import BASELINES, grid_shape
-from ddnn.config import ConfigError, CostConfig, DDNNConfig
+from ddnn.config import CALENDAR_FEATURES, ConfigError, CostConfig, DDNNConfig
 from ddnn.losses import joint_loss
 from ddnn.model import DDNN, check_window
 
@@ -208,3 +208,29 @@ def test_hierarchical_cloud_sees_every_site_and_the_local_exit_its_own() -> None
     assert not torch.allclose(wide(x).y_remote, wide(peers_changed).y_remote)
     with pytest.raises(ConfigError, match="one site"):
         BASELINES["deepcog"](config)
+
+
+def test_calendar_reaches_every_cloud_side_model_and_never_the_local_exit() -> None:
+    torch.manual_seed(0)
+    config = DDNNConfig(n_steps=6, n_vnfs=4, calendar=True, zero_init_exit=False, **SMALL)
+    assert config.window_width == 4 + CALENDAR_FEATURES
+    assert config.context_size == 4 + CALENDAR_FEATURES  # the last value, then the calendar
+    x = torch.rand(2, 6, config.window_width)
+    other_time = x.clone()
+    other_time[:, -1, 4:] += 1.0  # only the target's calendar
+    earlier_rows = x.clone()
+    earlier_rows[:, :-1, 4:] += 1.0  # only the calendar of the steps before the target
+    check_window(x, config)
+    model = DDNN(config).eval()
+    _, context = model.edge.transform.prepare(x)
+    torch.testing.assert_close(context[:, 4:], x[:, -1, 4:])
+    a, b, c = model(x), model(other_time), model(earlier_rows)
+    assert a.y_local is not None and b.y_local is not None
+    torch.testing.assert_close(a.y_local, b.y_local)
+    torch.testing.assert_close(a.y_remote, c.y_remote)
+    assert not torch.allclose(a.y_remote, b.y_remote)
+    for name in sorted(BASELINES):  # the centralized baselines get the same calendar
+        baseline = BASELINES[name](config).eval()
+        assert not torch.allclose(baseline(x).y_remote, baseline(other_time).y_remote), name
+    with pytest.raises(ConfigError, match="calendar"):
+        DDNNConfig(calendar=True, cloud_sees_context=False)

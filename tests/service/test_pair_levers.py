@@ -1,5 +1,5 @@
-"""The service serves one site's DDNN: a hierarchical one (the studies' lever) is refused at load
-with a reason, and a DDNN with cloud memory asks for windows as long as its memory."""
+"""The service serves one site's DDNN: a hierarchical one and one that reads the calendar (the
+studies' levers a request cannot feed) are refused at load with a reason, and a DDNN with cloud memory asks for windows as long as its memory."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ SMALL = {"n_steps": 6, "n_vnfs": 4, "cloud_hidden": (8,), "head_hidden": (8,)}
 def test_a_hierarchical_ddnn_is_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="serves one site"):
         place_models(DDNN(DDNNConfig(sites=2, **SMALL)), {}, torch.device("cpu"))
+
+
+def test_a_ddnn_that_reads_the_calendar_is_refused_with_a_reason() -> None:
+    with pytest.raises(ValueError, match="request carries no time"):
+        place_models(DDNN(DDNNConfig(calendar=True, **SMALL)), {}, torch.device("cpu"))
 
 
 def test_a_ddnn_with_memory_warms_up_on_windows_of_its_memory() -> None:
