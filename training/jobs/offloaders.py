@@ -10,6 +10,8 @@ benefits the networks learned.
   C_L - C_R <= C_T), classes balanced with BCE's pos_weight;
 - cost_aware (ours): one regressor of the benefit (standardised, Huber loss: the benefit is
   heavy-tailed because under-provisioning costs are quadratic), swept over the grid;
+- a lever of issue 10, off by default (ours stays the default; the ablation measures it):
+  benefit_loss="quantile" or "ranking" for the regressor (training.objectives);
 - the C_T grid: 0 and the `ct_quantiles` of the positive benefits (the tail where the cloud
   helps: a C_T above every benefit makes every policy all-local);
 - the defaults the bundle carries (ddnn.policies.PolicyDefaults): C_T, the median positive
@@ -60,7 +62,7 @@ from training.data import Prepared, prepare
 from training.jobs.common import run_params
 from training.jobs.ddnn import TrainedDDNN, settings_for_bundle, trained_from_bundle
 from training.loop import EVAL_CHUNK, fit
-from training.objectives import NetworkLoss
+from training.objectives import NetworkLoss, benefit_criterion
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +321,8 @@ def train_regressor(
     *,
     ddnn: DDNN | None = None,
 ) -> tuple[Offloader, dict[str, float]]:
-    """Our cost_aware network: regress the standardised benefit once; any C_T thresholds it."""
+    """Our cost_aware network: regress the standardised benefit once (training.benefit_loss);
+    any C_T thresholds it."""
     device = train[0].device
     benefit = train[1].benefit
     mean, std = float(benefit.mean()), float(max(benefit.std(), 1e-8))
@@ -333,7 +336,7 @@ def train_regressor(
         training,
         (train[0], standardised(train[1])),
         (val[0], standardised(val[1])),
-        NetworkLoss(F.huber_loss),
+        NetworkLoss(benefit_criterion(training)),
         ddnn,
     )
     net.target_mean.fill_(mean)
