@@ -19,6 +19,7 @@ from training.jobs.offloaders import (
     offloader_config,
     policy_scores,
     train_classifier,
+    train_classifier_grid,
     train_regressor,
     transmission_cost_grid,
 )
@@ -70,6 +71,31 @@ def test_regressor_learns_the_benefit_in_cost_units() -> None:
     assert abs(predicted.mean() - costs.benefit.mean()) < 0.2  # mapped back to cost units
 
 
+def test_one_classifier_that_reads_c_t_learns_the_labels_at_every_c_t() -> None:
+    training = replace(TRAINING, classifier="ct_input")
+    train, val = learnable_costs(512, 0), learnable_costs(256, 1)
+    trained = train_classifier_grid(MODEL, training, train, val, [0.0, 0.5])
+    (low, low_metrics), (high, high_metrics) = trained[0.0], trained[0.5]
+    assert low is high and low.reads_transmission_cost and float(low.ct_scale) == 0.5
+    # local iff 2 * level - 1 <= C_T: level <= 0.5 at C_T = 0, level <= 0.75 at C_T = 0.5
+    assert low_metrics["train_share_local_labels"] < high_metrics["train_share_local_labels"]
+    assert low_metrics["val_balanced_accuracy"] > 0.85
+    assert high_metrics["val_balanced_accuracy"] > 0.85
+    shares = [
+        ML.local(policy_scores(ML, val[0], networks={ML.name: low}, transmission_cost=c_t), 0.5)
+        for c_t in (0.0, 0.5)
+    ]
+    assert shares[0].mean() < shares[1].mean()  # a higher C_T keeps more windows local
+
+
+def test_the_paper_classifiers_are_one_per_c_t() -> None:
+    train, val = learnable_costs(64, 0), learnable_costs(32, 1)
+    training = replace(TRAINING, epochs=1)
+    trained = train_classifier_grid(MODEL, training, train, val, [0.0, 0.5])
+    assert trained[0.0][0] is not trained[0.5][0]
+    assert not trained[0.0][0].reads_transmission_cost
+
+
 def test_the_quantile_loss_predicts_the_benefit_s_quantile() -> None:
     train, val = learnable_costs(512, 0, noise=0.5), learnable_costs(256, 1, noise=0.5)
     x = learnable_costs(256, 2)[0]
@@ -98,6 +124,7 @@ def test_the_ranking_loss_keeps_the_benefit_s_order_and_scale() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
+        ("classifier", "per_vnf", "unknown classifier"),
         ("benefit_loss", "mse", "unknown benefit_loss"),
         ("benefit_quantile", 1.0, "benefit_quantile"),
         ("benefit_quantile", 0.0, "benefit_quantile"),
