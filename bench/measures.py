@@ -113,11 +113,16 @@ def ml_decision(models: Models, windows: np.ndarray) -> tuple[Evidence, Decision
     evidence has the edge, as in the service: a network that reads its output gets it on this
     first decision (Evidence.edge_output), so the timed decisions after it hold no edge pass."""
     x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1) / PEAK))
+    knobs = resolve_knobs(models.defaults)
     evidence = Evidence(
-        batch=len(windows), x=x, edge=models.ddnn.edge, offloaders=models.offloaders
+        batch=len(windows),
+        x=x,
+        edge=models.ddnn.edge,
+        offloaders=models.offloaders,
+        transmission_cost=knobs.transmission_cost,
     )
     with torch.inference_mode():
-        return evidence, ML.decide(evidence, resolve_knobs(models.defaults))
+        return evidence, ML.decide(evidence, knobs)
 
 
 def kept_local_by_ml(models: Models, windows: np.ndarray) -> np.ndarray:

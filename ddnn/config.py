@@ -203,10 +203,16 @@ class OffloaderConfig:
     inputs: OffloaderInputs = "window"
     # H_e of the DDNN whose edge feeds it (read by inputs="edge" only); DDNNConfig's default
     edge_hidden: int = DDNNConfig.edge_hidden
+    # lever (issue 10), classifier only, off by default (the paper's one classifier per C_T):
+    # the first layer also reads the decision's C_T (over the network's `ct_scale`), so one
+    # classifier serves every C_T
+    transmission_cost_input: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("classifier", "regressor"):
             raise ConfigError(f"OffloaderConfig: unknown kind {self.kind!r}")
+        if self.transmission_cost_input and self.kind != "classifier":
+            raise ConfigError("OffloaderConfig: transmission_cost_input is for a classifier")
         if self.inputs not in OFFLOADER_INPUTS:
             raise ConfigError(f"OffloaderConfig: unknown inputs {self.inputs!r}")
         sizes = (self.n_steps, self.n_vnfs, self.edge_hidden, *self.hidden)

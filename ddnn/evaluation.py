@@ -109,7 +109,7 @@ class PolicyScores:
 
     costs: ExitCosts
     confidence: np.ndarray  # (M,) U
-    ml: Sequence[np.ndarray]  # (M,) P(local) of one classifier per C_T of the grid
+    ml: Sequence[np.ndarray]  # (M,) P(local) of the classifier at each C_T of the grid
     cost_aware: np.ndarray  # (M,) predicted C_L - C_R
     ct_grid: np.ndarray  # the C_T values of the cost-aware sweep (and of the classifiers)
     eta_points: int | None  # confidence: quantile levels of U swept (None: every distinct U)

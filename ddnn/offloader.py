@@ -8,9 +8,14 @@ for training and serving alike:
   change from the window's last value per VNF, and the last step of z, 6K + K + H_e inputs. It
   needs the edge's output (ddnn.model.EdgeOutput), which the edge computes for every request
   anyway.
+A classifier with `transmission_cost_input` (a lever of issue 10, off by default) also reads
+the decision's C_T: one more input, appended after the window's features
+(`with_transmission_cost`) and divided by the network's `ct_scale` (a buffer set by training),
+so that C_T lies on the scale of the other inputs.
 
 - classifier (the paper's ML offloader): P(local) for one transmission cost C_T, trained on
-  training samples labelled local iff C_T >= C_L - C_R (the oracle's rule, ddnn.policies).
+  training samples labelled local iff C_T >= C_L - C_R (the oracle's rule, ddnn.policies);
+  with transmission_cost_input, P(local | C_T): one network for every C_T, given each decision's.
 - regressor (ours, the cost_aware policy): regresses the benefit of the cloud, C_L - C_R, once;
   a request decides remote iff the predicted benefit exceeds its own C_T, so a new C_T needs no
   retraining.
@@ -51,7 +56,12 @@ def edge_signals(x: torch.Tensor, edge_out: EdgeOutput) -> torch.Tensor:
 
 
 def n_features(config: OffloaderConfig) -> int:
-    """F, the number of inputs of the network's first layer."""
+    """F, the number of inputs of the network's first layer (C_T's included, if it reads it)."""
+    return _n_window_features(config) + int(config.transmission_cost_input)
+
+
+def _n_window_features(config: OffloaderConfig) -> int:
+    """F_w, the number of features of the window (window_features)."""
     if config.inputs == "window":
         return config.n_steps * config.n_vnfs
     summary = SUMMARY_FEATURES * config.n_vnfs
@@ -60,11 +70,11 @@ def n_features(config: OffloaderConfig) -> int:
     return summary + config.n_vnfs + config.edge_hidden
 
 
-def offloader_features(
+def window_features(
     config: OffloaderConfig, x: torch.Tensor, edge_out: EdgeOutput | None = None
 ) -> torch.Tensor:
-    """(B, L, sites*K) windows (and the edge's output for inputs="edge") -> (B, F): what the
-    network reads. The one place the features are assembled, for training and serving."""
+    """(B, L, sites*K) windows (and the edge's output for inputs="edge") -> (B, F_w): what the
+    network reads of the window, by its config's `inputs`."""
     x = x[:, -config.n_steps :, : config.n_vnfs]  # the served site's edge window (B, N, K)
     if config.inputs == "window":
         return x.flatten(1)
@@ -74,6 +84,31 @@ def offloader_features(
     if edge_out is None:
         raise ValueError('an offloader with inputs="edge" needs the edge\'s output')
     return torch.cat([summary, edge_signals(x, edge_out)], dim=1)
+
+
+def with_transmission_cost(features: torch.Tensor, transmission_cost: float) -> torch.Tensor:
+    """(B, F_w) window features -> (B, F_w + 1): C_T, in cost units, as the last column (the
+    network divides it by its ct_scale)."""
+    column = features.new_full((features.shape[0], 1), float(transmission_cost))
+    return torch.cat([features, column], dim=1)
+
+
+def offloader_features(
+    config: OffloaderConfig,
+    x: torch.Tensor,
+    edge_out: EdgeOutput | None = None,
+    transmission_cost: float | None = None,
+) -> torch.Tensor:
+    """(B, L, sites*K) windows (and the edge's output for inputs="edge", the decision's C_T for
+    a network with transmission_cost_input) -> (B, F): what the network reads. The one place
+    the features are assembled, for training and serving (training computes window_features
+    once and appends each C_T of its grid with with_transmission_cost, as this does)."""
+    features = window_features(config, x, edge_out)
+    if not config.transmission_cost_input:
+        return features
+    if transmission_cost is None:
+        raise ValueError("an offloader with transmission_cost_input needs the decision's C_T")
+    return with_transmission_cost(features, transmission_cost)
 
 
 class Offloader(nn.Module):
@@ -89,26 +124,48 @@ class Offloader(nn.Module):
         self.target_std: torch.Tensor
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
+        if config.transmission_cost_input:
+            # C_T's scale, set by training (a buffer only here: older bundles have none)
+            self.ct_scale: torch.Tensor
+            self.register_buffer("ct_scale", torch.ones(()))
 
     @property
     def needs_edge(self) -> bool:
         """Whether it reads the edge's output besides the window."""
         return self.config.inputs == "edge"
 
-    def features(self, x: torch.Tensor, edge_out: EdgeOutput | None = None) -> torch.Tensor:
-        """(B, L, sites*K) windows (+ the edge's output) -> (B, F): offloader_features."""
-        return offloader_features(self.config, x, edge_out)
+    @property
+    def reads_transmission_cost(self) -> bool:
+        """Whether it reads the decision's C_T besides the window (transmission_cost_input)."""
+        return self.config.transmission_cost_input
+
+    def features(
+        self,
+        x: torch.Tensor,
+        edge_out: EdgeOutput | None = None,
+        transmission_cost: float | None = None,
+    ) -> torch.Tensor:
+        """(B, L, sites*K) windows (+ the edge's output, C_T) -> (B, F): offloader_features."""
+        return offloader_features(self.config, x, edge_out, transmission_cost)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, F) features -> (B,): a logit (classifier) or a standardised benefit (regressor).
         Training fits on precomputed features; `score` takes windows."""
+        if self.config.transmission_cost_input:  # C_T (the last column) over its scale
+            features = torch.cat([features[:, :-1], features[:, -1:] / self.ct_scale], dim=1)
         out: torch.Tensor = self.net(self.norm(features)).squeeze(-1)
         return out
 
-    def score(self, x: torch.Tensor, edge_out: EdgeOutput | None = None) -> torch.Tensor:
-        """(B, L, sites*K) windows (+ the edge's output for inputs="edge") -> (B,): P(local)
-        for the classifier, predicted C_L - C_R for the regressor."""
-        raw = self.forward(self.features(x, edge_out))
+    def score(
+        self,
+        x: torch.Tensor,
+        edge_out: EdgeOutput | None = None,
+        transmission_cost: float | None = None,
+    ) -> torch.Tensor:
+        """(B, L, sites*K) windows (+ the edge's output for inputs="edge", the decision's C_T
+        for a network with transmission_cost_input; others ignore it) -> (B,): P(local) for the
+        classifier, predicted C_L - C_R for the regressor."""
+        raw = self.forward(self.features(x, edge_out, transmission_cost))
         if self.config.kind == "classifier":
             return torch.sigmoid(raw)
         return raw * self.target_std + self.target_mean

@@ -6,14 +6,19 @@ compares each score with one threshold, and explains the result the same way, so
 explain any decision without knowing which policy made it. Scores are oriented so that each rule
 reads "local iff ...":
 
-| policy     | score                         | local iff            | knob (threshold)           |
-| oracle     | C_L - C_R (needs the truth)   | score <= C_T         | C_T                        |
-| random     | a uniform draw u              | u < p                | p                          |
-| confidence | U = mean_k std_j y_L^(j)      | U < eta              | eta                        |
-| ml         | P(local) from the classifier  | P >= threshold       | threshold (C_T: one model each) |
-| cost_aware | predicted C_L - C_R           | score <= C_T         | C_T (one model)            |
-| local      | -                             | always               | -                          |
-| remote     | -                             | never                | -                          |
+| policy     | score                         | local iff       | knob (threshold)                |
+| oracle     | C_L - C_R (needs the truth)   | score <= C_T    | C_T                             |
+| random     | a uniform draw u              | u < p           | p                               |
+| confidence | U = mean_k std_j y_L^(j)      | U < eta         | eta                             |
+| ml         | P(local) from the classifier  | P >= threshold  | threshold (C_T: a model each*)  |
+| cost_aware | predicted C_L - C_R           | score <= C_T    | C_T (one model)                 |
+| local      | -                             | always          | -                               |
+| remote     | -                             | never           | -                               |
+
+* The ml classifier is trained for one C_T (the paper's; the bundle's C_T), unless it takes C_T
+as an input (OffloaderConfig.transmission_cost_input, a lever of issue 10, the bundle's
+`ml_reads_transmission_cost`): then one model reads the decision's C_T from the evidence, and
+the decision's C_T governs it as it governs cost_aware.
 
 The knobs a decision uses are resolved by one function, `resolve_knobs`: the request's value,
 else the service's setting, else the offloader bundle's `PolicyDefaults` (chosen on training
@@ -51,6 +56,9 @@ class PolicyDefaults:
     transmission_cost: float  # C_T the ml classifier was trained for; cost_aware's default C_T
     confidence_eta: float  # eta of the confidence policy
     ml_threshold: float = DEFAULT_ML_THRESHOLD
+    # the ml classifier takes C_T as an input (one network for every C_T): the decision's C_T
+    # governs it, not the one above (False: the paper's classifier, and bundles saved before)
+    ml_reads_transmission_cost: bool = False
 
     def __post_init__(self) -> None:
         _check_knob("transmission_cost", self.transmission_cost, low=0.0)
@@ -83,7 +91,9 @@ class Knobs:
     confidence_eta: float
     random_p_local: float
     ml_threshold: float
-    ml_transmission_cost: float  # the C_T the classifier was trained for (no override)
+    # the C_T behind the classifier's decision: the one it was trained for (no override), or
+    # the decision's transmission_cost if it reads C_T (ml_reads_transmission_cost)
+    ml_transmission_cost: float
 
 
 def resolve_knobs(defaults: PolicyDefaults, *overrides: PolicyOverrides) -> Knobs:
@@ -97,12 +107,15 @@ def resolve_knobs(defaults: PolicyDefaults, *overrides: PolicyOverrides) -> Knob
                 return float(value)
         return float(fallback)
 
+    transmission_cost = first("transmission_cost", defaults.transmission_cost)
     return Knobs(
-        transmission_cost=first("transmission_cost", defaults.transmission_cost),
+        transmission_cost=transmission_cost,
         confidence_eta=first("confidence_eta", defaults.confidence_eta),
         random_p_local=first("random_p_local", DEFAULT_P_LOCAL),
         ml_threshold=defaults.ml_threshold,
-        ml_transmission_cost=defaults.transmission_cost,
+        ml_transmission_cost=(
+            transmission_cost if defaults.ml_reads_transmission_cost else defaults.transmission_cost
+        ),
     )
 
 
@@ -134,6 +147,8 @@ class Evidence:
     offloaders: Mapping[str, Offloader] = field(default_factory=dict)  # by policy name
     rng: np.random.Generator | None = None  # random (numpy generators are not thread-safe)
     benefit: np.ndarray | None = None  # (B,) C_L - C_R: the truth, offline evaluation only
+    # the decision's C_T (Knobs.transmission_cost): read by networks that take C_T as an input
+    transmission_cost: float | None = None
 
     def edge_output(self) -> EdgeOutput | None:
         """The edge's output for x: the one given, else the edge's pass over x, run once on the
@@ -186,11 +201,14 @@ def _network_scorer(name: str) -> Callable[[Evidence], np.ndarray]:
     def score(evidence: Evidence) -> np.ndarray:
         network = _need(evidence.offloaders.get(name), name, f"its offloader network {name!r}")
         x = _need(evidence.x, name, "the scaled windows")
-        edge_out = None
+        edge_out, transmission_cost = None, None
         if network.needs_edge:
             what = f'the edge output (its network {name!r} has inputs="edge")'
             edge_out = _need(evidence.edge_output(), name, what)
-        return _as_scores(network.score(x, edge_out))
+        if network.reads_transmission_cost:
+            what = f"the decision's C_T (its network {name!r} takes C_T as an input)"
+            transmission_cost = _need(evidence.transmission_cost, name, what)
+        return _as_scores(network.score(x, edge_out, transmission_cost))
 
     return score
 

@@ -29,7 +29,7 @@ import torch
 from ddnn.config import ConfigError, CostConfig, DDNNConfig, OffloaderConfig
 from ddnn.model import DDNN
 from ddnn.offloader import Offloader
-from ddnn.policies import OFFLOADER_NETWORKS, PolicyDefaults
+from ddnn.policies import ML, OFFLOADER_NETWORKS, PolicyDefaults
 from ddnn.windows import MinMaxScaler, WindowError
 
 # 2: the offloader's policy defaults are one typed value ("defaults"), not metadata + configs
@@ -119,6 +119,7 @@ class OffloaderBundle:
 
     def __post_init__(self) -> None:
         _check_networks(self.networks)
+        _check_reads_transmission_cost(self.networks, self.defaults)
         if not str(self.ddnn_version):
             raise RegistryError("offloader bundle: ddnn_version is empty")
 
@@ -203,6 +204,19 @@ def _check_networks(networks: dict[str, tuple[OffloaderConfig, StateDict]]) -> N
     shapes = {(cfg.n_steps, cfg.n_vnfs) for cfg, _ in networks.values()}
     if len(shapes) > 1:
         raise RegistryError(f"offloader bundle: networks disagree on (N, K): {sorted(shapes)}")
+
+
+def _check_reads_transmission_cost(
+    networks: dict[str, tuple[OffloaderConfig, StateDict]], defaults: PolicyDefaults
+) -> None:
+    """The defaults say whether the ml classifier reads C_T (resolve_knobs then lets the
+    decision's C_T govern it): they must say what its network does."""
+    reads = networks[ML.name][0].transmission_cost_input
+    if reads != defaults.ml_reads_transmission_cost:
+        raise RegistryError(
+            f"offloader bundle: the {ML.name!r} network transmission_cost_input={reads}, its "
+            f"defaults ml_reads_transmission_cost={defaults.ml_reads_transmission_cost}"
+        )
 
 
 def _write_bundle(directory: Path, config: dict[str, Any], weights: object) -> None:

@@ -217,6 +217,7 @@ def decide(
             edge_out=edge.out,
             offloaders=pair.offloaders,
             rng=options.rng,
+            transmission_cost=knobs.transmission_cost,  # read by a classifier that reads C_T
         )
         if policy is RANDOM:  # it draws from the service's one generator, not thread-safe
             with options.rng_lock:
@@ -455,7 +456,8 @@ def _sentence(decision: Decision, i: int, fallback: str | None) -> str:
 
 def _cost_note(prediction: Prediction) -> str:
     """Said when the requested C_T is not the one that governed the decision: the policy's
-    network was trained for one C_T (the classifier) and ignores the request's."""
+    network was trained for one C_T (the paper's classifier) and ignores the request's (a
+    classifier that reads C_T is governed by the request's: resolve_knobs)."""
     requested, governing = prediction.requested_cost, prediction.step.governing_cost
     if requested is None or governing is None:
         return ""

@@ -120,5 +120,6 @@ def place_models(
         out = ddnn.edge(x)
         ddnn.cloud(out.z, out.context)
         for net in placed.values():
-            net.score(x, out)  # out: read by networks with inputs="edge"
+            # out: read by networks with inputs="edge"; a C_T by a classifier that reads it
+            net.score(x, out, transmission_cost=0.0)
     return ddnn, placed

@@ -40,7 +40,8 @@ _POLICY_DOC = (
 _COST_DOC = (
     f"Transmission cost C_T (cost units, >= 0). {COST_AWARE.name} decides remote iff the "
     f"predicted C_L - C_R exceeds it; {ML.name} uses the classifier trained for the bundle's C_T "
-    "and says so."
+    "and says so, unless the bundle's classifier reads C_T (ml_reads_transmission_cost): then it "
+    "reads this one."
 )
 _EXAMPLE_SENTENCE = (  # what COST_AWARE.explain writes for the example below
     f"Resolved remotely in the cloud: {COST_AWARE.score_name} = 0.21 vs threshold 0.05 "

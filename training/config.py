@@ -8,10 +8,11 @@ Unknown keys are errors; nothing is executed.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 import numpy as np
 
@@ -29,6 +30,8 @@ from ddnn.device import resolve_device
 from ddnn.windows import Fold, Split, SplitFractions, WindowError
 from registry import DEFAULT_EXPERIMENT, resolve_tracking_uri
 
+ClassifierKind = Literal["per_ct", "ct_input"]  # OffloaderTraining.classifier
+BenefitLoss = Literal["huber", "quantile", "ranking"]  # OffloaderTraining.benefit_loss
 WEIGHT_PAIRS = (0.9, 0.8, 0.1)  # the paper's (w_L, w_R) pairs, by w_L (Sec. V)
 COLLAPSE_MARGIN = 0.05  # the guard: a model must be at least 5 % below the best constant
 # The paper's prototypes were trained plainly (Adam 1e-3, batch 64, early stopping): the recipe's
@@ -90,6 +93,13 @@ class OffloaderTraining:
     - default C_T (the registered classifier's): the median positive benefit.
     - confidence eta: the quantile of U (``eta_points`` levels) with the lowest cost including
       C_T, mean(C_L if local else C_R + C_T), on the choice windows.
+
+    Two levers of issue 10, off by default (the ablation measures them):
+    - ``classifier="ct_input"``: one classifier that reads C_T, trained on the fit windows once
+      per C_T of the grid, instead of the paper's one classifier per C_T ("per_ct");
+    - ``benefit_loss``: the regressor's loss on the standardised benefit: "huber" (ours),
+      "quantile" (the pinball loss at ``benefit_quantile``) or "ranking" (Huber plus
+      ``ranking_weight`` times a pairwise ranking loss), training.objectives.
     """
 
     hidden: tuple[int, ...] = (128, 32)  # 2 hidden layers + output = the paper's 3 FC layers
@@ -103,10 +113,22 @@ class OffloaderTraining:
     eta_points: int = 21  # confidence: eta at this many quantiles of U (0 % ... 100 %)
     fit_share: float = 2 / 3  # of the validation windows (by time) the offloaders learn from
     seed: int = 0
+    classifier: ClassifierKind = "per_ct"  # the ml classifiers: one per C_T, or one reading C_T
+    benefit_loss: BenefitLoss = "huber"  # the cost_aware regressor's loss
+    benefit_quantile: float = 0.5  # "quantile": the quantile tau of the benefit it predicts
+    ranking_weight: float = 1.0  # "ranking": the ranking term's weight beside Huber
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.eta_points < 2:
             raise ConfigError(f"OffloaderTraining: invalid value in {self}")
+        if self.classifier not in get_args(ClassifierKind):
+            raise ConfigError(f"OffloaderTraining: unknown classifier {self.classifier!r}")
+        if self.benefit_loss not in get_args(BenefitLoss):
+            raise ConfigError(f"OffloaderTraining: unknown benefit_loss {self.benefit_loss!r}")
+        if not 0.0 < self.benefit_quantile < 1.0:
+            raise ConfigError("OffloaderTraining: benefit_quantile must lie in (0, 1)")
+        if not (math.isfinite(self.ranking_weight) and self.ranking_weight >= 0.0):
+            raise ConfigError("OffloaderTraining: ranking_weight must be a finite number >= 0")
         if not self.ct_quantiles or not all(0.0 <= q <= 1.0 for q in self.ct_quantiles):
             raise ConfigError("OffloaderTraining: ct_quantiles must lie in [0, 1]")
         if not 0.0 < self.fit_share < 1.0:

@@ -88,17 +88,21 @@ def measure_latency(
     decision: Offloader,
     baselines: Mapping[str, nn.Module],
     *,
+    transmission_cost: float = 0.0,
     rtt_ms: float = PAPER_RTT_MS,
     repeats: int = 50,
 ) -> LatencyTable:
-    """Median batch-1 forward times on the CPU (an edge site has no GPU) and Table II's T(s)."""
+    """Median batch-1 forward times on the CPU (an edge site has no GPU) and Table II's T(s);
+    transmission_cost: the decision's C_T, for a classifier that reads it."""
     ddnn, decision = _cpu_eval(ddnn), _cpu_eval(decision)
     window = torch.rand(1, ddnn.config.window_length, ddnn.config.n_vnfs)
     edge_out = ddnn.edge(window)
     components = {
         "edge_forward": median_ms(lambda: ddnn.edge(window), repeats),
         "cloud_forward": median_ms(lambda: ddnn.cloud(edge_out.z, edge_out.context), repeats),
-        "offloading_decision": median_ms(lambda: decision.score(window, edge_out), repeats),
+        "offloading_decision": median_ms(
+            lambda: decision.score(window, edge_out, transmission_cost), repeats
+        ),
         "confidence_decision": median_ms(lambda: uncertainty(ddnn.edge, edge_out), repeats),
     }
     for name, baseline in baselines.items():

@@ -3,9 +3,10 @@
 A `WindowRecord` holds, for one DDNN (one data set, fold, group of cells, seed and weight pair)
 and every test window: its bootstrap block (fold and day), both exits' costs, the cost of every
 model that never offloads (the baselines and the DDNN's own exits), each policy's score, the
-local masks of the paper's per-C_T classifiers and of the knobs chosen on validation, and what
-Fig. 4 draws. Records of many runs are pooled by concatenation; they are saved as .npz files
-so that a study can resume and recompute its report without training again.
+local masks of the classifier at each C_T (the paper's: one per C_T) and of the knobs chosen
+on validation, and what Fig. 4 draws. Records of many runs are pooled by concatenation; they
+are saved as .npz files so that a study can resume and recompute its report without training
+again.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class WindowRecord:
     references: dict[str, np.ndarray]  # never-offloading model -> (M,) test cost
     reference_val: dict[str, float]  # never-offloading model -> mean validation cost
     scores: dict[str, np.ndarray]  # policy name -> (M,) score
-    ml_grid: np.ndarray  # (P, M) local masks of the classifiers at each C_T of the grid
+    ml_grid: np.ndarray  # (P, M) local masks of the classifier at each C_T of the grid
     ct_grid: np.ndarray  # (P,)
     chosen: dict[str, np.ndarray]  # policy name -> (M,) local mask at the knobs chosen on val
     figure: dict[str, np.ndarray] = field(default_factory=dict)  # Fig. 4: time, demand, y_L, y_R

@@ -113,5 +113,20 @@ VARIANTS = {
             "offloaders on the summary features plus the edge's local answer and last z",
             offloader={"inputs": "edge", "hidden": (32, 16)},
         ),
+        Variant(
+            "offloader C_T input",
+            "one ml classifier that reads C_T, trained on every C_T, not one per C_T",
+            offloader={"classifier": "ct_input"},
+        ),
+        Variant(
+            "offloader quantile loss",
+            "the cost_aware regressor fits the benefit's median (pinball loss), not Huber",
+            offloader={"benefit_loss": "quantile"},
+        ),
+        Variant(
+            "offloader ranking loss",
+            "the cost_aware regressor's Huber plus a pairwise ranking loss on the benefit",
+            offloader={"benefit_loss": "ranking"},
+        ),
     )
 }

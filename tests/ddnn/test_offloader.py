@@ -3,6 +3,8 @@ signals (the local exit's change from the last value and the last step of z)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -15,6 +17,7 @@ from ddnn.offloader import (
     n_features,
     offloader_features,
     summary_features,
+    window_features,
 )
 
 pytestmark = pytest.mark.unit
@@ -104,3 +107,51 @@ def test_config_rejects_unknown_inputs_and_sizes() -> None:
         OffloaderConfig(inputs="raw")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="invalid sizes"):
         OffloaderConfig(inputs="edge", edge_hidden=0)
+
+
+def ct_input_config(inputs: OffloaderInputs = "window") -> OffloaderConfig:
+    return OffloaderConfig(n_steps=N, n_vnfs=K, hidden=(8,), inputs=inputs, edge_hidden=2)
+
+
+@pytest.mark.parametrize("inputs", ["window", "summary"])
+def test_a_classifier_that_reads_c_t_scores_each_c_t(inputs: OffloaderInputs) -> None:
+    torch.manual_seed(0)
+    config = replace(ct_input_config(inputs), transmission_cost_input=True)
+    net = Offloader(config).eval()
+    assert n_features(config) == n_features(ct_input_config(inputs)) + 1
+    assert net.net[0].in_features == n_features(config) and net.reads_transmission_cost
+    x = torch.rand(5, N, K)
+    with torch.no_grad():
+        low, high = net.score(x, transmission_cost=0.0), net.score(x, transmission_cost=5.0)
+    assert not torch.allclose(low, high)
+    with pytest.raises(ValueError, match="needs the decision's C_T"):
+        net.score(x)
+
+
+def test_the_c_t_input_is_divided_by_the_network_s_scale() -> None:
+    torch.manual_seed(0)
+    net = Offloader(replace(ct_input_config(), transmission_cost_input=True)).eval()
+    x = torch.rand(5, N, K)
+    with torch.no_grad():
+        at_one = net.score(x, transmission_cost=1.0)
+        net.ct_scale.fill_(4.0)
+        torch.testing.assert_close(net.score(x, transmission_cost=4.0), at_one)
+    features = offloader_features(net.config, x, transmission_cost=4.0)
+    torch.testing.assert_close(features[:, :-1], window_features(net.config, x))
+    assert features[:, -1].tolist() == [4.0] * 5  # in cost units: the network scales it
+
+
+def test_a_network_that_does_not_read_c_t_ignores_it() -> None:
+    torch.manual_seed(0)
+    net = Offloader(ct_input_config()).eval()
+    x = torch.rand(5, N, K)
+    with torch.no_grad():
+        torch.testing.assert_close(net.score(x, transmission_cost=3.0), net.score(x))
+    assert not net.reads_transmission_cost and "ct_scale" not in net.state_dict()
+
+
+def test_only_a_classifier_reads_c_t_and_older_configs_do_not() -> None:
+    with pytest.raises(ConfigError, match="transmission_cost_input is for a classifier"):
+        OffloaderConfig(kind="regressor", transmission_cost_input=True)
+    old = {"n_steps": N, "n_vnfs": K, "hidden": [8], "kind": "classifier", "inputs": "window"}
+    assert not OffloaderConfig.from_dict(old).transmission_cost_input

@@ -243,3 +243,31 @@ def test_the_evidence_runs_the_edge_only_for_a_policy_that_reads_it(tiny_ddnn: D
         assert out is not None and evidence.edge_output() is out  # computed once, then kept
         torch.testing.assert_close(out.y_local, tiny_ddnn.edge(x).y_local)
         np.testing.assert_allclose(decision.score, reader.score(x, out).numpy(), rtol=1e-6)
+
+
+def test_a_classifier_that_reads_c_t_is_governed_by_the_decision_s_c_t() -> None:
+    defaults = PolicyDefaults(0.1, confidence_eta=0.02, ml_reads_transmission_cost=True)
+    knobs = resolve_knobs(defaults, PolicyOverrides(transmission_cost=0.3))
+    assert knobs.ml_transmission_cost == 0.3 and ML.governing_cost(knobs) == 0.3
+    assert resolve_knobs(defaults).ml_transmission_cost == 0.1  # no override: the bundle's C_T
+    torch.manual_seed(0)
+    config = OffloaderConfig(n_steps=12, n_vnfs=4, transmission_cost_input=True)
+    offloader = Offloader(config).eval()
+    x = torch.rand(16, 12, 4)
+    scores = {}
+    for c_t in (0.0, 5.0):
+        evidence = Evidence(16, x=x, offloaders={ML.name: offloader}, transmission_cost=c_t)
+        scores[c_t] = ML.decide(evidence, knobs).score
+        with torch.no_grad():
+            expected = offloader.score(x, transmission_cost=c_t).numpy()
+        np.testing.assert_allclose(scores[c_t], expected, rtol=1e-6)
+    assert not np.allclose(scores[0.0], scores[5.0])
+    with pytest.raises(MissingEvidence, match="ml policy needs the decision's C_T"):
+        ML.decide(Evidence(16, x=x, offloaders={ML.name: offloader}), knobs)
+
+
+def test_defaults_saved_before_a_classifier_read_c_t_still_load() -> None:
+    old = {"transmission_cost": 0.1, "confidence_eta": 0.02, "ml_threshold": 0.5}
+    defaults = PolicyDefaults.from_dict(old)
+    assert not defaults.ml_reads_transmission_cost
+    assert PolicyDefaults.from_dict(defaults.to_dict()) == defaults

@@ -35,8 +35,10 @@ def offloader_bundle_for(
     ddnn_version: str,
     inputs: OffloaderInputs = "window",
     edge_hidden: int | None = None,
+    reads_transmission_cost: bool = False,
 ) -> OffloaderBundle:
-    """Its networks read `inputs`; edge_hidden: the H_e they expect (the DDNN's by default)."""
+    """Its networks read `inputs`; edge_hidden: the H_e they expect (the DDNN's by default);
+    reads_transmission_cost: its classifier reads C_T (one network for every C_T)."""
     torch.manual_seed(1)
 
     def network(kind: OffloaderKind) -> Offloader:
@@ -49,6 +51,7 @@ def offloader_bundle_for(
                 kind=kind,
                 inputs=inputs,
                 edge_hidden=width,
+                transmission_cost_input=reads_transmission_cost and kind == "classifier",
             )
         )
 
@@ -56,7 +59,11 @@ def offloader_bundle_for(
     return OffloaderBundle.from_offloaders(
         nets,
         ddnn_version=ddnn_version,
-        defaults=PolicyDefaults(transmission_cost=0.05, confidence_eta=0.01),
+        defaults=PolicyDefaults(
+            transmission_cost=0.05,
+            confidence_eta=0.01,
+            ml_reads_transmission_cost=reads_transmission_cost,
+        ),
         metadata={"ddnn_name": "ddnn-slicing"},
     )
 

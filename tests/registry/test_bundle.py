@@ -88,6 +88,49 @@ def test_an_offloader_bundle_saved_before_edge_inputs_still_loads(
         assert torch.equal(before[key].score(x), after[key].score(x))
 
 
+def test_an_offloader_bundle_whose_classifier_reads_c_t_round_trips(
+    tmp_path: Path, tiny_config: DDNNConfig
+) -> None:
+    bundle = offloader_bundle_for(tiny_config, "7", reads_transmission_cost=True)
+    bundle.networks["ml"][1]["ct_scale"].fill_(2.5)  # a scale set by training travels with it
+    bundle.save(tmp_path / "off")
+    loaded = OffloaderBundle.load(tmp_path / "off")
+    assert loaded.defaults.ml_reads_transmission_cost and loaded.defaults == bundle.defaults
+    before, after = bundle.build()["ml"], loaded.build()["ml"]
+    assert after.reads_transmission_cost and float(after.ct_scale) == 2.5
+    x = windows(tiny_config)
+    for c_t in (0.0, 1.0):
+        assert torch.equal(before.score(x, None, c_t), after.score(x, None, c_t))
+    assert not torch.equal(after.score(x, None, 0.0), after.score(x, None, 1.0))
+
+
+def test_an_offloader_bundle_says_what_its_classifier_reads(tiny_config: DDNNConfig) -> None:
+    reads = offloader_bundle_for(tiny_config, "7", reads_transmission_cost=True)
+    paper = offloader_bundle_for(tiny_config, "7")
+    for networks, defaults in ((reads.networks, paper.defaults), (paper.networks, reads.defaults)):
+        with pytest.raises(RegistryError, match="ml_reads_transmission_cost"):
+            OffloaderBundle(networks, "7", defaults, {})
+
+
+def test_an_offloader_bundle_saved_before_a_classifier_read_c_t_still_loads(
+    tmp_path: Path, tiny_config: DDNNConfig
+) -> None:
+    bundle = offloader_bundle_for(tiny_config, "7")
+    bundle.save(tmp_path / "off")
+    config = json.loads((tmp_path / "off" / CONFIG_FILE).read_text())
+    del config["defaults"]["ml_reads_transmission_cost"]  # the fields arrived with the lever
+    for network in config["networks"].values():
+        del network["transmission_cost_input"]
+    (tmp_path / "off" / CONFIG_FILE).write_text(json.dumps(config))
+    loaded = OffloaderBundle.load(tmp_path / "off")
+    assert loaded.defaults == bundle.defaults
+    x = windows(tiny_config)
+    before, after = bundle.build(), loaded.build()
+    for key in ("ml", "cost_aware"):
+        assert after[key].config == before[key].config
+        assert torch.equal(before[key].score(x), after[key].score(x))
+
+
 def test_build_is_strict_and_in_eval_mode(ddnn_bundle: DDNNBundle) -> None:
     assert not ddnn_bundle.build().training
     state = dict(ddnn_bundle.state_dict)

@@ -46,13 +46,25 @@ ADMIN_KEY = "test-admin-key"
 
 
 def make_bundles(
-    seed: int = 0, ddnn_version: str = "1", inputs: OffloaderInputs = "window"
+    seed: int = 0,
+    ddnn_version: str = "1",
+    inputs: OffloaderInputs = "window",
+    reads_transmission_cost: bool = False,
 ) -> tuple[DDNNBundle, OffloaderBundle]:
-    """Untrained but seeded models: deterministic, the shapes of the real thing."""
+    """Untrained but seeded models: deterministic, the shapes of the real thing;
+    reads_transmission_cost: the classifier reads C_T (one network for every C_T)."""
     torch.manual_seed(seed)
     model = DDNN(SERVICE_CONFIG).eval()
+    classifier = OffloaderConfig(
+        N,
+        K,
+        hidden=(8, 4),
+        kind="classifier",
+        inputs=inputs,
+        transmission_cost_input=reads_transmission_cost,
+    )
     offloaders = {
-        "ml": Offloader(OffloaderConfig(N, K, hidden=(8, 4), kind="classifier", inputs=inputs)),
+        "ml": Offloader(classifier),
         "cost_aware": Offloader(
             OffloaderConfig(N, K, hidden=(8, 4), kind="regressor", inputs=inputs)
         ),
@@ -66,7 +78,11 @@ def make_bundles(
     offloader = OffloaderBundle.from_offloaders(
         offloaders,
         ddnn_version=ddnn_version,
-        defaults=PolicyDefaults(transmission_cost=TRAINED_COST, confidence_eta=ETA),
+        defaults=PolicyDefaults(
+            transmission_cost=TRAINED_COST,
+            confidence_eta=ETA,
+            ml_reads_transmission_cost=reads_transmission_cost,
+        ),
         metadata={"source": "tests", "seed": seed},
     )
     return ddnn, offloader
@@ -95,9 +111,12 @@ def make_serving_pair() -> ServingPair:
 
 
 def fake_loader(
-    version: str = "1", seed: int = 0, inputs: OffloaderInputs = "window"
+    version: str = "1",
+    seed: int = 0,
+    inputs: OffloaderInputs = "window",
+    reads_transmission_cost: bool = False,
 ) -> PairLoader:
-    ddnn, offloader = make_bundles(seed, version, inputs)
+    ddnn, offloader = make_bundles(seed, version, inputs, reads_transmission_cost)
     pair = LoadedPair(
         ddnn,
         offloader,

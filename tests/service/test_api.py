@@ -202,6 +202,27 @@ def test_post_allocation_ml_with_other_cost_says_what_it_was_trained_for(
     assert "cost_aware" in rationale["sentence"]
 
 
+def test_post_allocation_ml_that_reads_c_t_decides_at_the_requested_cost(
+    client_factory: ClientFactory,
+) -> None:
+    client = client_factory(loader=fake_loader(reads_transmission_cost=True))
+    demand = demand_payload(N, K, seed=6)
+    classifier = make_bundles(reads_transmission_cost=True)[1].build()["ml"]
+    scores = []
+    for requested, governing in ((None, TRAINED_COST), (0.0, 0.0), (50.0, 50.0)):
+        body = {} if requested is None else {"transmission_cost": requested}
+        response = post(client, demand=demand, policy="ml", **body)
+        assert response.status_code == 200
+        rationale = response.json()["rationale"]
+        with torch.inference_mode():
+            expected = classifier.score(model_input(demand), transmission_cost=governing)
+        assert rationale["score"] == pytest.approx(float(expected[0]), abs=1e-6)
+        assert rationale["transmission_cost"] == pytest.approx(governing)
+        assert "trained for" not in rationale["sentence"]
+        scores.append(rationale["score"])
+    assert scores[1] != pytest.approx(scores[2], abs=1e-6)  # the request's C_T is read
+
+
 def test_post_allocation_default_cost_from_settings(client_factory: ClientFactory) -> None:
     client = client_factory(make_settings(default_transmission_cost=123.0))
     response = post(client, demand=demand_payload(N, K), policy="cost_aware")

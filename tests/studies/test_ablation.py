@@ -1,5 +1,6 @@
 """The ablation command on synthetic data with tiny budgets: one row per configuration, paired
-against the recipe, and a clear error for an unknown configuration."""
+against the recipe, and a clear error for an unknown configuration; every configuration's
+overrides are valid settings."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ddnn.config import DDNNConfig
 from studies.ablation.__main__ import main
+from studies.ablation.variants import VARIANTS
+from training.config import OffloaderTraining, TrainConfig
 
 pytestmark = pytest.mark.integration
 
@@ -16,15 +20,24 @@ def test_ablation_writes_a_row_per_configuration(tmp_path: Path) -> None:
     out = tmp_path / "ablation.md"
     main(
         ["--cases", "synthetic", "--groups", "1", "--seeds", "1", "--quick", "--n-steps", "24"]
-        + ["--variants", "recipe,wide z (4),offloader edge signals"]
+        + ["--variants", "recipe,wide z (4),offloader edge signals,offloader C_T input"]
         + ["--jobs", "1", "--cache", str(tmp_path / "c"), "--out", str(out)]
     )
     text = out.read_text()
     assert "| recipe |" in text and "| wide z (4) |" in text
     assert "| offloader edge signals |" in text  # offloaders that read the edge, end to end
+    assert "| offloader C_T input |" in text  # one classifier for every C_T, end to end
     assert "2 runs per row." in text  # 2 folds x 1 group x 1 seed
 
 
 def test_unknown_variant_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown variant"):
         main(["--cases", "synthetic", "--variants", "nope", "--out", str(tmp_path / "a.md")])
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_every_variant_overrides_known_settings(name: str) -> None:
+    variant = VARIANTS[name]
+    DDNNConfig.from_dict(dict(variant.model))
+    TrainConfig().updated(**variant.train)
+    OffloaderTraining.from_dict(dict(variant.offloader))

@@ -13,8 +13,15 @@ import torch
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from registry import DDNN_MODEL_NAME, OFFLOADER_MODEL_NAME, DDNNBundle, load_pair, resolve_alias
-from tests.training.conftest import write_config
+from registry import (
+    DDNN_MODEL_NAME,
+    OFFLOADER_MODEL_NAME,
+    DDNNBundle,
+    OffloaderBundle,
+    load_pair,
+    resolve_alias,
+)
+from tests.training.conftest import TINY_RUN, write_config
 from training.__main__ import main
 
 pytestmark = pytest.mark.integration
@@ -185,6 +192,22 @@ def test_evaluate_and_train_offloader_work_on_the_champion(run_all: RunAll, tmp_
     assert code == 0
     version = MlflowClient(run_all.uri).get_model_version(OFFLOADER_MODEL_NAME, "2")
     assert version.tags["ddnn_version"] == "1" and float(version.tags["transmission_cost"]) == 0.01
+
+
+def test_the_offloader_levers_evaluate_and_make_a_bundle(run_all: RunAll, tmp_path: Path) -> None:
+    """One classifier that reads C_T and a regressor with the ranking loss, end to end: the
+    evaluation's sweep over C_T and the bundle that says its classifier reads C_T."""
+    levers = {"classifier": "ct_input", "benefit_loss": "ranking"}
+    config = str(write_config(tmp_path, offloader=TINY_RUN["offloader"] | levers))
+    common = ["--config", config, "--tracking-uri", run_all.uri, "--log-level", "WARNING"]
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--alias", "champion", "--out", str(out), *common]) == 0
+    assert set(json.loads((out / "summary.json").read_text())["policies"]) == POLICIES
+    assert main(["train-offloader", "--ddnn-version", "1", "--out", str(out), *common]) == 0
+    (folder,) = (out / "models").glob("offloader-wL*")
+    bundle = OffloaderBundle.load(folder)
+    assert bundle.defaults.ml_reads_transmission_cost
+    assert bundle.build()["ml"].reads_transmission_cost
 
 
 def test_run_all_refuses_a_champion_when_every_model_collapsed(

@@ -97,20 +97,13 @@ def window_record(
         CONFIDENCE.name: policy_scores(
             CONFIDENCE, test, ddnn=ddnn.model, seed=settings.offloader.seed
         ),
-        ML.name: policy_scores(
-            ML, test, ddnn=ddnn.model, networks={ML.name: offloaders.default_classifier}
-        ),
+        ML.name: _classifier_scores(offloaders, test, ddnn, offloaders.defaults.transmission_cost),
         COST_AWARE.name: _benefit_scores(offloaders, test, ddnn),
     }
     threshold = offloaders.defaults.ml_threshold
     ml_grid = np.stack(
         [
-            ML.local(
-                policy_scores(
-                    ML, test, ddnn=ddnn.model, networks={ML.name: offloaders.classifiers[c_t]}
-                ),
-                threshold,
-            )
+            ML.local(_classifier_scores(offloaders, test, ddnn, c_t), threshold)
             for c_t in offloaders.ct_grid
         ]
     )
@@ -153,9 +146,7 @@ def validation_policies(
         CONFIDENCE: policy_scores(
             CONFIDENCE, inputs, ddnn=ddnn.model, seed=settings.offloader.seed
         ),
-        ML: policy_scores(
-            ML, inputs, ddnn=ddnn.model, networks={ML.name: offloaders.default_classifier}
-        ),
+        ML: _classifier_scores(offloaders, inputs, ddnn, offloaders.defaults.transmission_cost),
         COST_AWARE: _benefit_scores(offloaders, inputs, ddnn),
     }
     curve = {p: share_sweep(local_first_ranks(p, s), costs).mean(axis=1) for p, s in scores.items()}
@@ -214,6 +205,17 @@ def allocation_data(prepared: Prepared, ddnn: TrainedDDNN) -> dict[str, np.ndarr
     }
 
 
+def _classifier_scores(
+    offloaders: TrainedOffloaders, inputs: torch.Tensor, ddnn: TrainedDDNN, transmission_cost: float
+) -> np.ndarray:
+    """P(local) of the ml classifier at one C_T of its grid: the one trained for it, or the one
+    that reads C_T, given it (its network may read the DDNN's edge)."""
+    networks = {ML.name: offloaders.classifiers[transmission_cost]}
+    return policy_scores(
+        ML, inputs, ddnn=ddnn.model, networks=networks, transmission_cost=transmission_cost
+    )
+
+
 def _benefit_scores(
     offloaders: TrainedOffloaders, inputs: torch.Tensor, ddnn: TrainedDDNN
 ) -> np.ndarray:
@@ -247,7 +249,12 @@ def report(
 ) -> dict[str, Any]:
     """summary.json, the figures and Table II for the chosen pair (every pair in the figures)."""
     offloaders = chosen.offloaders
-    latency = measure_latency(chosen.ddnn.model, offloaders.default_classifier, baselines.models)
+    latency = measure_latency(
+        chosen.ddnn.model,
+        offloaders.default_classifier,
+        baselines.models,
+        transmission_cost=offloaders.defaults.transmission_cost,
+    )
     sweep = [
         {
             "w_local": r.ddnn.w_local,

@@ -10,6 +10,12 @@ benefits the networks learned.
   C_L - C_R <= C_T), classes balanced with BCE's pos_weight;
 - cost_aware (ours): one regressor of the benefit (standardised, Huber loss: the benefit is
   heavy-tailed because under-provisioning costs are quadratic), swept over the grid;
+- two levers of issue 10, off by default (the paper's and ours stay the defaults; the ablation
+  measures them): classifier="ct_input", ONE classifier that reads C_T (ddnn.offloader), trained
+  on the fit windows once per C_T of the grid and the default C_T, each copy labelled by the
+  oracle's rule at its C_T, classes balanced over all copies, early-stopped on the choice
+  windows copied the same way, its C_T input scaled by the largest of those C_T; and
+  benefit_loss="quantile" or "ranking" for the regressor (training.objectives);
 - the C_T grid: 0 and the `ct_quantiles` of the positive benefits (the tail where the cloud
   helps: a C_T above every benefit makes every policy all-local);
 - the defaults the bundle carries (ddnn.policies.PolicyDefaults): C_T, the median positive
@@ -23,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -33,7 +39,7 @@ from tqdm import tqdm
 from ddnn.config import ConfigError, DDNNConfig, OffloaderConfig, OffloaderKind
 from ddnn.cost import ExitCosts
 from ddnn.model import DDNN, EdgeModel
-from ddnn.offloader import Offloader, offloader_features
+from ddnn.offloader import Offloader, window_features, with_transmission_cost
 from ddnn.policies import (
     CONFIDENCE,
     COST_AWARE,
@@ -60,7 +66,7 @@ from training.data import Prepared, prepare
 from training.jobs.common import run_params
 from training.jobs.ddnn import TrainedDDNN, settings_for_bundle, trained_from_bundle
 from training.loop import EVAL_CHUNK, fit
-from training.objectives import NetworkLoss
+from training.objectives import Criterion, NetworkLoss, benefit_criterion
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +79,7 @@ class TrainedOffloaders:
     w_local: float
     ct_grid: np.ndarray
     defaults: PolicyDefaults
-    classifiers: dict[float, Offloader]  # C_T -> classifier
+    classifiers: dict[float, Offloader]  # C_T -> classifier (ct_input: one network for all)
     regressor: Offloader  # the cost_aware policy's network
     metrics: dict[str, float]
     run_id: str | None
@@ -141,8 +147,9 @@ def train_offloaders(
     sweep: bool,
     transmission_cost: float | None = None,
 ) -> TrainedOffloaders:
-    """The classifier at the default C_T (and, with sweep, at every C_T of the grid), the
-    regressor and the confidence policy's eta, from the DDNN's training and validation costs."""
+    """The classifier at the default C_T (and, with sweep or one classifier that reads C_T,
+    at every C_T of the grid), the regressor and the confidence policy's eta, from the DDNN's
+    training and validation costs."""
     training = settings.offloader
     windows = PolicyWindows.of(prepared, training.fit_share)
     fit = (prepared.val.inputs[windows.fit], ddnn.costs["val"].subset(windows.fit))
@@ -151,7 +158,9 @@ def train_offloaders(
     if transmission_cost is None:
         transmission_cost = default_transmission_cost(fit[1].benefit)
     default_ct = float(transmission_cost)
-    to_train = sorted(set(grid.tolist()) | {default_ct}) if sweep else [default_ct]
+    # the paper's classifiers cost one training per C_T; one that reads C_T serves every C_T
+    every_ct = training.classifier == "ct_input" or sweep
+    to_train = sorted(set(grid.tolist()) | {default_ct}) if every_ct else [default_ct]
     name = f"offloader {ddnn.label} C_T={default_ct:.4g}"
     with tracking.run(name, tags={"job": "train-offloader", "model": "offloader"}) as run_id:
         tracking.log_params(
@@ -179,7 +188,11 @@ def train_offloaders(
     return TrainedOffloaders(
         w_local=ddnn.w_local,
         ct_grid=grid,
-        defaults=PolicyDefaults(transmission_cost=default_ct, confidence_eta=eta),
+        defaults=PolicyDefaults(
+            transmission_cost=default_ct,
+            confidence_eta=eta,
+            ml_reads_transmission_cost=training.classifier == "ct_input",
+        ),
         classifiers={c_t: net for c_t, (net, _) in classifiers.items()},
         regressor=regressor,
         metrics=metrics,
@@ -196,10 +209,12 @@ def policy_scores(
     ddnn: DDNN | None = None,
     networks: Mapping[str, Offloader] | None = None,
     seed: int = 0,
+    transmission_cost: float | None = None,
 ) -> np.ndarray:
     """A policy's scores on every window (chunked), through the table: U for confidence
     (seeded MC dropout), P(local) for ml, the predicted benefit for cost_aware. The DDNN's edge
-    runs only for a policy that reads its output (Evidence.edge_output)."""
+    runs only for a policy that reads its output (Evidence.edge_output); transmission_cost: the
+    decision's C_T, read by a classifier that takes it as an input."""
     torch.manual_seed(seed)
     if ddnn is not None:
         ddnn.eval()
@@ -210,6 +225,7 @@ def policy_scores(
             x=chunk,
             edge=ddnn.edge if ddnn is not None else None,
             offloaders=networks or {},
+            transmission_cost=transmission_cost,
         )
         parts.append(policy.score(evidence))
     return np.concatenate(parts)
@@ -234,16 +250,31 @@ def offloader_config(
 
 @torch.no_grad()
 def network_features(
-    config: OffloaderConfig, inputs: torch.Tensor, ddnn: DDNN | None
+    config: OffloaderConfig,
+    inputs: torch.Tensor,
+    ddnn: DDNN | None,
+    transmission_costs: Sequence[float] = (),
 ) -> torch.Tensor:
     """(M, L, sites*K) windows -> (M, F): what a network of this config fits on, computed once
-    (chunked) by the features' one owner, with the edge's output if the network reads it."""
+    (chunked) by the features' owner (ddnn.offloader), with the edge's output if the network
+    reads it. A network that reads C_T fits on (P*M, F): the windows' features once per C_T of
+    `transmission_costs`, that C_T appended (C_T-major, as `_labels`)."""
     edge = _edge_read_by(config, ddnn)
     parts = [
-        offloader_features(config, chunk, None if edge is None else edge(chunk))
+        window_features(config, chunk, None if edge is None else edge(chunk))
         for chunk in inputs.split(EVAL_CHUNK)
     ]
-    return torch.cat(parts)
+    features = torch.cat(parts)
+    if not config.transmission_cost_input:
+        return features
+    return torch.cat([with_transmission_cost(features, c_t) for c_t in transmission_costs])
+
+
+def transmission_cost_scale(transmission_costs: Sequence[float]) -> float:
+    """The ct_scale of a classifier that reads C_T: the largest C_T it learns from, so that its
+    C_T input lies in [0, 1] like the min-max scaled windows (1 if every C_T is 0)."""
+    largest = max(transmission_costs, default=0.0)
+    return float(largest) if largest > 0 else 1.0
 
 
 def _edge_read_by(config: OffloaderConfig, ddnn: DDNN | None) -> EdgeModel | None:
@@ -264,13 +295,21 @@ def train_classifier_grid(
     *,
     ddnn: DDNN | None = None,
 ) -> dict[float, tuple[Offloader, dict[str, float]]]:
-    """One classifier per C_T (each a step of the run's ml_grid_* metrics); `ddnn`: the DDNN
-    whose edge the networks read (needed by inputs="edge")."""
+    """The ml classifier at each C_T of the grid, with its metrics there (each a step of the
+    run's ml_grid_* metrics): one trained per C_T (classifier="per_ct", the paper's), or one
+    that reads C_T, trained once on every C_T of the grid ("ct_input"). `ddnn`: the DDNN whose
+    edge the networks read (needed by inputs="edge")."""
+    shared = None
+    if training.classifier == "ct_input":
+        shared = train_ct_input_classifier(model, training, train, val, grid, ddnn=ddnn)
     trained = {}
     quiet = not distributed.is_main()
     bar = tqdm(grid, desc="ML offloader per C_T", leave=False, disable=True if quiet else None)
     for step, c_t in enumerate(bar):
-        net, metrics = train_classifier(model, training, train, val, c_t, ddnn=ddnn)
+        if shared is None:
+            net, metrics = train_classifier(model, training, train, val, c_t, ddnn=ddnn)
+        else:
+            net, metrics = shared, classifier_metrics(shared, train, val, c_t, ddnn)
         tracking.log_metrics(
             {f"ml_grid_{k}": v for k, v in metrics.items()} | {"ml_grid_c_t": c_t}, step=step
         )
@@ -288,27 +327,45 @@ def train_classifier(
     ddnn: DDNN | None = None,
 ) -> tuple[Offloader, dict[str, float]]:
     """The paper's ML offloader for one C_T: P(local), labels local iff C_L - C_R <= C_T."""
-    y_train, y_val = (_labels(costs, transmission_cost, x.device) for x, costs in (train, val))
-    n_local = float(y_train.sum())
-    n_remote = len(y_train) - n_local
-    # balance the classes; with a single class there is nothing to balance
-    pos_weight = torch.tensor(n_remote / n_local if n_local and n_remote else 1.0)
-
-    def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(
-            logits, target, pos_weight=pos_weight.to(logits.device)
-        )
-
     config = offloader_config(model, training, OFFLOADER_NETWORKS[ML.name])
-    net = _fit_network(
-        config, training, (train[0], y_train), (val[0], y_val), NetworkLoss(bce), ddnn
+    net = _fit_classifier(config, training, train, val, [transmission_cost], ddnn)
+    return net, classifier_metrics(net, train, val, transmission_cost, ddnn)
+
+
+def train_ct_input_classifier(
+    model: DDNNConfig,
+    training: OffloaderTraining,
+    train: tuple[torch.Tensor, ExitCosts],
+    val: tuple[torch.Tensor, ExitCosts],
+    transmission_costs: Sequence[float],
+    *,
+    ddnn: DDNN | None = None,
+) -> Offloader:
+    """One ML offloader for every C_T: P(local | C_T), on the windows once per C_T of
+    `transmission_costs`, each copy labelled local iff C_L - C_R <= its C_T."""
+    config = replace(
+        offloader_config(model, training, OFFLOADER_NETWORKS[ML.name]),
+        transmission_cost_input=True,
     )
-    metrics = {
-        "train_share_local_labels": n_local / len(y_train),
-        "train_balanced_accuracy": _balanced_accuracy(net, train[0], y_train, ddnn),
-        "val_balanced_accuracy": _balanced_accuracy(net, val[0], y_val, ddnn),
+    return _fit_classifier(config, training, train, val, transmission_costs, ddnn)
+
+
+def classifier_metrics(
+    net: Offloader,
+    train: tuple[torch.Tensor, ExitCosts],
+    val: tuple[torch.Tensor, ExitCosts],
+    transmission_cost: float,
+    ddnn: DDNN | None,
+) -> dict[str, float]:
+    """A classifier's share of local labels and balanced accuracies at one C_T."""
+    y_train, y_val = (_labels(costs, [transmission_cost], x.device) for x, costs in (train, val))
+    return {
+        "train_share_local_labels": float(y_train.mean()),
+        "train_balanced_accuracy": _balanced_accuracy(
+            net, train[0], y_train, ddnn, transmission_cost
+        ),
+        "val_balanced_accuracy": _balanced_accuracy(net, val[0], y_val, ddnn, transmission_cost),
     }
-    return net, metrics
 
 
 def train_regressor(
@@ -319,7 +376,8 @@ def train_regressor(
     *,
     ddnn: DDNN | None = None,
 ) -> tuple[Offloader, dict[str, float]]:
-    """Our cost_aware network: regress the standardised benefit once; any C_T thresholds it."""
+    """Our cost_aware network: regress the standardised benefit once (training.benefit_loss);
+    any C_T thresholds it."""
     device = train[0].device
     benefit = train[1].benefit
     mean, std = float(benefit.mean()), float(max(benefit.std(), 1e-8))
@@ -333,7 +391,7 @@ def train_regressor(
         training,
         (train[0], standardised(train[1])),
         (val[0], standardised(val[1])),
-        NetworkLoss(F.huber_loss),
+        NetworkLoss(benefit_criterion(training)),
         ddnn,
     )
     net.target_mean.fill_(mean)
@@ -348,10 +406,45 @@ def train_regressor(
     return net, metrics
 
 
-def _labels(costs: ExitCosts, transmission_cost: float, device: torch.device) -> torch.Tensor:
-    """The paper's classes: 1 (local) iff C_T >= C_L - C_R, i.e. the oracle's decision."""
-    labels = ORACLE.local(costs.benefit, transmission_cost)
+def _labels(
+    costs: ExitCosts, transmission_costs: Sequence[float], device: torch.device
+) -> torch.Tensor:
+    """The paper's classes at each C_T, C_T-major (as network_features copies the windows):
+    1 (local) iff C_T >= C_L - C_R, i.e. the oracle's decision."""
+    labels = np.concatenate([ORACLE.local(costs.benefit, c_t) for c_t in transmission_costs])
     return torch.as_tensor(labels, dtype=torch.float32, device=device)
+
+
+def _balanced_bce(labels: torch.Tensor) -> Criterion:
+    """BCE with the classes of `labels` balanced by pos_weight; with a single class there is
+    nothing to balance."""
+    n_local = float(labels.sum())
+    n_remote = len(labels) - n_local
+    pos_weight = torch.tensor(n_remote / n_local if n_local and n_remote else 1.0)
+
+    def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(
+            logits, target, pos_weight=pos_weight.to(logits.device)
+        )
+
+    return bce
+
+
+def _fit_classifier(
+    config: OffloaderConfig,
+    training: OffloaderTraining,
+    train: tuple[torch.Tensor, ExitCosts],
+    val: tuple[torch.Tensor, ExitCosts],
+    transmission_costs: Sequence[float],
+    ddnn: DDNN | None,
+) -> Offloader:
+    """A classifier on the oracle's labels at each of `transmission_costs` (one for the paper's;
+    several for one that reads C_T), classes balanced over all of them."""
+    y_train, y_val = (_labels(costs, transmission_costs, x.device) for x, costs in (train, val))
+    objective = NetworkLoss(_balanced_bce(y_train))
+    return _fit_network(
+        config, training, (train[0], y_train), (val[0], y_val), objective, ddnn, transmission_costs
+    )
 
 
 def _fit_network(
@@ -361,21 +454,36 @@ def _fit_network(
     val: tuple[torch.Tensor, torch.Tensor],
     objective: NetworkLoss,
     ddnn: DDNN | None,
+    transmission_costs: Sequence[float] = (),
 ) -> Offloader:
     """The one training loop, every epoch, keeping the weights with the lowest validation loss,
-    on the windows' features (network_features) rather than the windows themselves."""
-    train_features, val_features = (network_features(config, x, ddnn) for x, _ in (train, val))
+    on the windows' features (network_features, once per C_T for a network that reads C_T)
+    rather than the windows themselves."""
+    train_features, val_features = (
+        network_features(config, x, ddnn, transmission_costs) for x, _ in (train, val)
+    )
+    if len(train_features) != len(train[1]) or len(val_features) != len(val[1]):
+        raise ValueError("an offloader's features and targets disagree on the number of rows")
     torch.manual_seed(training.seed)
     net = Offloader(config).to(train[0].device)
+    if config.transmission_cost_input:
+        net.ct_scale.fill_(transmission_cost_scale(transmission_costs))
     fit(net, (train_features, train[1]), (val_features, val[1]), objective, training.loop())
     return net
 
 
 @torch.no_grad()
 def _balanced_accuracy(
-    net: Offloader, inputs: torch.Tensor, labels: torch.Tensor, ddnn: DDNN | None
+    net: Offloader,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    ddnn: DDNN | None,
+    transmission_cost: float,
 ) -> float:
-    scores = policy_scores(ML, inputs, ddnn=ddnn, networks={ML.name: net})
+    """The mean recall of both classes of the classifier at C_T on the windows."""
+    scores = policy_scores(
+        ML, inputs, ddnn=ddnn, networks={ML.name: net}, transmission_cost=transmission_cost
+    )
     predicted = torch.from_numpy(ML.local(scores, DEFAULT_ML_THRESHOLD))
     truth = (labels > 0.5).cpu()
     recalls = [
