@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,19 +53,39 @@ def write_ablation(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def paired_interval(
+    records: Sequence[WindowRecord],
+    recipe: Sequence[WindowRecord],
+    value: Callable[[WindowRecord], float],
+) -> str:
+    """A configuration's value minus the recipe's, run by run (the same folds, groups and
+    seeds), as mean_interval."""
+    return mean_interval([value(a) - value(b) for a, b in zip(records, recipe, strict=True)])
+
+
+def gap_closed(policy: str) -> Callable[[WindowRecord], float]:
+    return lambda record: float(record.validation[policy]["gap_closed"])
+
+
 def policy_table(rows: Mapping[str, Sequence[WindowRecord]]) -> list[str]:
-    """Each realizable policy's gap closed on the choice windows of validation, mean over runs."""
+    """Each realizable policy's gap closed on the choice windows of validation, mean over runs,
+    and (below) its paired difference from the recipe's."""
     policies = [CONFIDENCE.name, ML.name, COST_AWARE.name]
-    lines = [
-        "| configuration | " + " | ".join(f"{p}: gap closed" for p in policies) + " |",
-        "|" + " --- |" * (len(policies) + 1),
-    ]
+    rows = {name: records for name, records in rows.items() if all(r.validation for r in records)}
+    header = "| configuration | " + " | ".join(f"{p}: gap closed" for p in policies) + " |"
+    rule = "|" + " --- |" * (len(policies) + 1)
+    lines = [header, rule]
     for name, records in rows.items():
-        if not all(r.validation for r in records):
-            continue
-        cells = [mean_interval([r.validation[p]["gap_closed"] for r in records]) for p in policies]
+        cells = [mean_interval([gap_closed(p)(r) for r in records]) for p in policies]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return [*lines, ""] if len(lines) > 2 else []
+    recipe = rows.get("recipe")
+    others = [name for name in rows if name != "recipe"]
+    if recipe is not None and others:
+        lines += ["", "Gap closed minus the recipe's, run by run (paired):", "", header, rule]
+        for name in others:
+            cells = [paired_interval(rows[name], recipe, gap_closed(p)) for p in policies]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""] if rows else []
 
 
 def case_table(case: str, rows: Mapping[str, Sequence[WindowRecord]]) -> list[str]:
@@ -81,12 +101,7 @@ def case_table(case: str, rows: Mapping[str, Sequence[WindowRecord]]) -> list[st
         ]
         versus = "-"
         if recipe is not None and name != "recipe":
-            versus = mean_interval(
-                [
-                    a.reference_val[ALL_REMOTE] - b.reference_val[ALL_REMOTE]
-                    for a, b in zip(records, recipe, strict=True)
-                ]
-            )
+            versus = paired_interval(records, recipe, lambda r: r.reference_val[ALL_REMOTE])
         epochs = [r.epochs.get("ddnn", {}) for r in records]
         best = np.mean([e.get("best", np.nan) for e in epochs]) + 1
         run = np.mean([e.get("run", np.nan) for e in epochs])

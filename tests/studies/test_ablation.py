@@ -5,11 +5,13 @@ overrides are valid settings."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from ddnn.config import DDNNConfig
 from studies.ablation.__main__ import main
+from studies.ablation.report import mean_interval, paired_interval
 from studies.ablation.variants import VARIANTS
 from training.config import OffloaderTraining, TrainConfig
 
@@ -28,6 +30,8 @@ def test_ablation_writes_a_row_per_configuration(tmp_path: Path) -> None:
     assert "| offloader edge signals |" in text  # offloaders that read the edge, end to end
     assert "| offloader C_T input |" in text  # one classifier for every C_T, end to end
     assert "2 runs per row." in text  # 2 folds x 1 group x 1 seed
+    paired = text.split("Gap closed minus the recipe's, run by run (paired):")[1]
+    assert "| offloader C_T input |" in paired and "| recipe |" not in paired
 
 
 def test_unknown_variant_is_refused(tmp_path: Path) -> None:
@@ -41,3 +45,12 @@ def test_every_variant_overrides_known_settings(name: str) -> None:
     DDNNConfig.from_dict(dict(variant.model))
     TrainConfig().updated(**variant.train)
     OffloaderTraining.from_dict(dict(variant.offloader))
+
+
+@pytest.mark.unit
+def test_the_paired_interval_is_over_the_run_by_run_differences() -> None:
+    recipe = [SimpleNamespace(value=v) for v in (1.0, 2.0, 3.0)]
+    lever = [SimpleNamespace(value=v) for v in (0.5, 1.6, 2.4)]  # 0.5, 0.4, 0.6 lower
+    text = paired_interval(lever, recipe, lambda r: r.value)  # type: ignore[arg-type, attr-defined]
+    assert text == mean_interval([-0.5, -0.4, -0.6])
+    assert text.startswith("-0.5000 [")  # unpaired means would differ by 0.5 with a wide spread
