@@ -95,7 +95,7 @@ def measure_latency(
     """Median batch-1 forward times on the CPU (an edge site has no GPU) and Table II's T(s);
     transmission_cost: the decision's C_T, for a classifier that reads it."""
     ddnn, decision = _cpu_eval(ddnn), _cpu_eval(decision)
-    window = torch.rand(1, ddnn.config.window_length, ddnn.config.n_vnfs)
+    window = torch.rand(1, ddnn.config.window_length, ddnn.config.window_width)
     edge_out = ddnn.edge(window)
     components = {
         "edge_forward": median_ms(lambda: ddnn.edge(window), repeats),
