@@ -43,7 +43,8 @@ class WindowTransform(nn.Module):
 
     prepare() takes the window (its last N steps are the edge's input), optionally standardises
     them per VNF, and returns the context the output needs (and, with memory_days and calendar,
-    the cloud's memory and the target's calendar); restore() maps a network output h back to an allocation in scaled units:
+    the cloud's memory and the target's calendar); restore() maps a network output h back to an
+    allocation in scaled units:
       direct:   y = h                      (window_norm: y = mean + std * h)
       residual: y = last + h               (window_norm: y = last + std * h)
     """

@@ -18,7 +18,6 @@ from typing import Any, Self
 
 import numpy as np
 
-from ddnn.config import CALENDAR_FEATURES
 from ddnn.data import DemandSeries
 
 MINUTES_PER_DAY = 24 * 60
@@ -188,16 +187,15 @@ class Dataset:
 
 
 def calendar_features(times: np.ndarray) -> np.ndarray:
-    """(...) UTC times -> (..., 4) float32: sin and cos of the time of day, then of the time of
-    week (continuous phases, so the hour before midnight sits next to the hour after it)."""
+    """(...) UTC times -> (..., CALENDAR_FEATURES) float32: sin and cos of the time of day,
+    then of the time of week (continuous phases, so the hour before midnight sits next to the
+    hour after it)."""
     minutes = times.astype("datetime64[m]").astype(np.int64)
     phases = [
         2 * np.pi * (minutes % period) / period for period in (MINUTES_PER_DAY, MINUTES_PER_WEEK)
     ]
     columns = [f(phase) for phase in phases for f in (np.sin, np.cos)]
-    features = np.stack(columns, axis=-1).astype(np.float32)
-    assert features.shape[-1] == CALENDAR_FEATURES
-    return features
+    return np.stack(columns, axis=-1).astype(np.float32)  # (..., CALENDAR_FEATURES)
 
 
 def with_calendar(data: Dataset) -> Dataset:
