@@ -13,6 +13,8 @@ CASES ?= block,hourly,tenmin
 GROUPS ?=
 SEEDS ?= 3
 WEIGHTS ?= 0.9,0.1
+# non-empty: DDNNConfig.paper() on every case, without the levers a case won on validation
+PAPER_MODELS ?=
 
 .PHONY: install run test lint paper ablation serve bench clean
 
@@ -44,7 +46,7 @@ test: lint
 
 paper: $(STAMP)
 	$(BIN)/python -m studies.paper --data-dir $(DATA_DIR) --cases $(CASES) $(if $(GROUPS),--groups $(GROUPS)) \
-		--seeds $(SEEDS) --weights $(WEIGHTS) --out docs/results --results docs/RESULTS.md
+		--seeds $(SEEDS) --weights $(WEIGHTS) $(if $(PAPER_MODELS),--paper-models) --out docs/results --results docs/RESULTS.md
 
 ablation: $(STAMP)
 	$(BIN)/python -m studies.ablation --data-dir $(DATA_DIR) --cases block,hourly --groups 2 --seeds 3 --out docs/ablation.md

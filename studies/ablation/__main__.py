@@ -90,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 tag=name.replace(" ", "_"),
                 share_groups=variant.share_groups,
                 all_sites=variant.all_sites,
+                case_levers=False,  # every variant is the recipe plus its own levers
             )
             run_units(units, config, args.jobs)
             results[(case.name, name)] = load_records(units, config)[0.9]

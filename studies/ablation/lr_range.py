@@ -29,7 +29,9 @@ def lr_range(
     data_dir: Path, case: str, steps: int, lr_min: float, lr_max: float
 ) -> list[tuple[float, float]]:
     """(rate, smoothed training loss) for each step of the sweep, until the loss diverges."""
-    config = StudyConfig(cache=Path("results/lr-range"), data_dir=data_dir, weights=(0.9,))
+    config = StudyConfig(
+        cache=Path("results/lr-range"), data_dir=data_dir, weights=(0.9,), case_levers=False
+    )
     settings = unit_settings(Unit(case, fold=0, group=0, seed=0), config)
     prepared, settings = prepare(settings)
     seed_everything(0)

@@ -12,7 +12,7 @@ with 95 % intervals (paired block bootstrap by day), Fig. 3, Fig. 4 and Table II
 marked yes / no / partly, built from every case's summary.json in ``--out`` (so the cases can run
 in separate invocations; ``--page-only`` rebuilds the page and trains nothing). ``--groups`` and
 ``--seeds`` shrink it for a quick run; ``--quick`` uses tiny budgets that check the pipeline, not
-the models.
+the models; ``--paper-models`` leaves out the levers a case won on validation (cases.py).
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--boot", type=int, default=2000, help="bootstrap replicates")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline")
     parser.add_argument(
+        "--paper-models",
+        action="store_true",
+        help="DDNNConfig.paper() on every case: leave out the levers a case won on validation",
+    )
+    parser.add_argument(
         "--n-steps",
         type=int,
         help="input window N for every case (default: one day of samples per case)",
@@ -77,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         device=args.device,
         quick=args.quick,
         model={"n_steps": args.n_steps} if args.n_steps else {},
+        case_levers=not args.paper_models,
     )
     command = " ".join(["python -m studies.paper", *(sys.argv[1:] if argv is None else argv)])
     summaries = {}

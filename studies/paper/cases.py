@@ -16,6 +16,11 @@ samples): 144 at 10 minutes, 24 at one hour. One day at hourly resolution also k
 study (10 groups x 3 seeds x 2 folds = 60 runs of the paper-size models) within its 3-hour
 budget on 2 CPU cores; N = 144 hours (six days) costs six times as much per run (`--n-steps`
 overrides N for every case).
+
+A case's levers are the DDNNConfig settings that won on its validation folds in the ablation
+(docs/ablation.md): the hourly case's models read the target's calendar (every cloud-side model:
+the DDNN's cloud, the centralized LSTMs, DeepCog). The block's calendar gain (0.3 %) is too small
+to ask the service for each request's time, so the block keeps the paper's inputs.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ class Case:
     interval_minutes: int
     n_steps: int  # N: one day of samples
     data: dict[str, object] = field(default_factory=dict)  # extra DataSpec fields
+    # DDNNConfig levers that won on this case's validation folds (docs/ablation.md, docs/recipe.md);
+    # the study's --paper-models leaves them out
+    levers: dict[str, object] = field(default_factory=dict)
 
     @property
     def ranked_groups(self) -> bool:
@@ -84,6 +92,7 @@ CASES = {
         layout="a layout by rank (the cells are not a spatial block)",
         interval_minutes=60,
         n_steps=24,
+        levers={"calendar": True},  # hourly validation: remote exit -6.2 %, docs/ablation.md
     ),
     "tenmin": Case(
         "tenmin",

@@ -57,6 +57,17 @@ def write_results_page(out: Path, path: Path, command: str, names: Sequence[str]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def levers_line(levers: Mapping[str, Any]) -> str:
+    if not levers:
+        return "Models: `DDNNConfig.paper()`, no lever."
+    named = ", ".join(f"`{key}={value}`" for key, value in levers.items())
+    return (
+        f"Models: `DDNNConfig.paper()` with {named}, chosen on validation folds "
+        "([ablation](ablation.md)); every model it applies to reads it (the DDNN's cloud, the "
+        "centralized LSTMs, DeepCog)."
+    )
+
+
 def case_section(name: str, s: Mapping[str, Any], folder: Path, page_dir: Path) -> list[str]:
     protocol, case = s["protocol"], s["case"]
     rel = Path(os.path.relpath(folder, page_dir))
@@ -72,6 +83,8 @@ def case_section(name: str, s: Mapping[str, Any], folder: Path, page_dir: Path) 
         f"runs, {protocol['test_windows']} test windows ({', '.join(map(str, protocol['test_windows_per_unit']))} "
         f"per run) on {s['test_days']} fold-days. DeepCog's grid: {case['deepcog_grid']}. "
         f"Weight pair of the numbers below: (w_L, w_R) = ({s['w_local']:g}, {1 - s['w_local']:.3g}).",
+        "",
+        levers_line(s["data"].get("levers", {})),
         "",
         f"![Fig. 3]({rel / 'tradeoff.png'})",
         "",

@@ -49,6 +49,7 @@ def write_case_report(
         "n": unit_settings(units[0], config).model.n_steps,
         "interval_minutes": case.interval_minutes,
         "split": "target",
+        "levers": dict(case.levers) if config.case_levers else {},
     }
     latency = untrained_latency(units[0], config)
     return write_report(out, data, records, primary, latency, extra, n_boot=n_boot)

@@ -55,6 +55,8 @@ class StudyConfig:
     share_groups: bool = False
     # the hierarchical DDNN: every group of the case is a site, the cloud sees every site's z
     all_sites: bool = False
+    # the case's levers (Case.levers); False: DDNNConfig.paper() on every case (the ablation's recipe)
+    case_levers: bool = True
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,9 @@ def unit_settings(unit: Unit, config: StudyConfig) -> Settings:
     shared = case.n_groups if many else 1
     data = replace(settings.data, fold=fold.name, shared_groups=shared, **case.data)  # type: ignore[arg-type]
     sites = {"sites": shared} if config.all_sites else {}
-    model = replace(
-        settings.model, n_vnfs=case.n_vnfs, **{"n_steps": case.n_steps, **sites, **config.model}
-    )
+    levers = case.levers if config.case_levers else {}
+    overrides = {"n_steps": case.n_steps, **sites, **levers, **config.model}
+    model = replace(settings.model, n_vnfs=case.n_vnfs, **overrides)
     settings = replace(settings, data=data, model=model, save_models=False)
     settings = replace(
         settings,
