@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -101,32 +102,39 @@ def train_one_epoch(
     return {key: value / len(index_batches) for key, value in totals.items()}
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode (no dropout, running statistics) inside, its own mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def validate(model: nn.Module, data: Tensors, objective: Objective) -> dict[str, float]:
     """The objective's parts on held-out windows (eval mode, chunked, mean over windows; each
     rank computes its block of windows and the weighted parts are summed over the ranks)."""
     inputs, targets = data
-    was_training = model.training
-    model.eval()
     totals: dict[str, float] = {}
     rows = distributed.shard_rows(len(inputs))
-    for start in range(rows.start, rows.stop, EVAL_CHUNK):
-        chunk = slice(start, min(start + EVAL_CHUNK, rows.stop))
-        _, parts = objective.loss(model, inputs[chunk], targets[chunk], None)
-        weight = len(inputs[chunk]) / len(inputs)
-        for key, value in parts.items():
-            totals[key] = totals.get(key, 0.0) + weight * value
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(rows.start, rows.stop, EVAL_CHUNK):
+            chunk = slice(start, min(start + EVAL_CHUNK, rows.stop))
+            _, parts = objective.loss(model, inputs[chunk], targets[chunk], None)
+            weight = len(inputs[chunk]) / len(inputs)
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + weight * value
     return distributed.all_sum(totals)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = EVAL_CHUNK) -> ExitOutputs:
     """Both exits for all inputs in eval mode (restoring the previous mode)."""
-    was_training = model.training
-    model.eval()
-    outs = [model(chunk) for chunk in inputs.split(batch_size)]
-    model.train(was_training)
+    with eval_mode(model):
+        outs = [model(chunk) for chunk in inputs.split(batch_size)]
     y_local = (
         None
         if outs[0].y_local is None

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -38,7 +39,7 @@ from tqdm import tqdm
 
 from ddnn.config import ConfigError, DDNNConfig, OffloaderConfig, OffloaderKind
 from ddnn.cost import ExitCosts
-from ddnn.model import DDNN, EdgeModel
+from ddnn.model import DDNN
 from ddnn.offloader import Offloader, window_features, with_transmission_cost
 from ddnn.policies import (
     CONFIDENCE,
@@ -65,10 +66,13 @@ from training.config import OffloaderTraining, Settings
 from training.data import Prepared, prepare
 from training.jobs.common import run_params
 from training.jobs.ddnn import TrainedDDNN, settings_for_bundle, trained_from_bundle
-from training.loop import EVAL_CHUNK, fit
+from training.loop import EVAL_CHUNK, eval_mode, fit
 from training.objectives import Criterion, NetworkLoss, benefit_criterion
 
 logger = logging.getLogger(__name__)
+
+# (fit windows, validation windows) -> what an offloader network reads of each (network_features)
+FitFeatures = tuple[torch.Tensor, torch.Tensor]
 
 CT_RULE = "median positive benefit C_L - C_R on the validation windows the offloaders fit"
 ETA_RULE = "quantile of U minimising mean(C_L | C_R + C_T) on the choice validation windows"
@@ -216,18 +220,18 @@ def policy_scores(
     runs only for a policy that reads its output (Evidence.edge_output); transmission_cost: the
     decision's C_T, read by a classifier that takes it as an input."""
     torch.manual_seed(seed)
-    if ddnn is not None:
-        ddnn.eval()
+    edge = ddnn.edge if ddnn is not None else None
     parts = []
-    for chunk in inputs.split(EVAL_CHUNK):
-        evidence = Evidence(
-            len(chunk),
-            x=chunk,
-            edge=ddnn.edge if ddnn is not None else None,
-            offloaders=networks or {},
-            transmission_cost=transmission_cost,
-        )
-        parts.append(policy.score(evidence))
+    with eval_mode(edge) if edge is not None else nullcontext():
+        for chunk in inputs.split(EVAL_CHUNK):
+            evidence = Evidence(
+                len(chunk),
+                x=chunk,
+                edge=edge,
+                offloaders=networks or {},
+                transmission_cost=transmission_cost,
+            )
+            parts.append(policy.score(evidence))
     return np.concatenate(parts)
 
 
@@ -250,23 +254,35 @@ def offloader_config(
 
 @torch.no_grad()
 def network_features(
-    config: OffloaderConfig,
-    inputs: torch.Tensor,
-    ddnn: DDNN | None,
-    transmission_costs: Sequence[float] = (),
+    config: OffloaderConfig, inputs: torch.Tensor, ddnn: DDNN | None
 ) -> torch.Tensor:
-    """(M, L, sites*K) windows -> (M, F): what a network of this config fits on, computed once
-    (chunked) by the features' owner (ddnn.offloader), with the edge's output if the network
-    reads it. A network that reads C_T fits on (P*M, F): the windows' features once per C_T of
-    `transmission_costs`, that C_T appended (C_T-major, as `_labels`)."""
-    edge = _edge_read_by(config, ddnn)
-    parts = [
-        window_features(config, chunk, None if edge is None else edge(chunk))
-        for chunk in inputs.split(EVAL_CHUNK)
-    ]
-    features = torch.cat(parts)
-    if not config.transmission_cost_input:
-        return features
+    """(M, L, sites*K) windows -> (M, F_w): what a network of this config reads of each window,
+    computed once (chunked) by the features' owner (ddnn.offloader), with the output of the
+    DDNN's edge (in eval mode) if the network reads it."""
+    if config.inputs != "edge":
+        return torch.cat([window_features(config, chunk) for chunk in inputs.split(EVAL_CHUNK)])
+    if ddnn is None:
+        raise ConfigError('offloaders with inputs="edge" need the DDNN whose edge they read')
+    with eval_mode(ddnn.edge) as edge:
+        chunks = inputs.split(EVAL_CHUNK)
+        return torch.cat([window_features(config, chunk, edge(chunk)) for chunk in chunks])
+
+
+def fit_features(
+    config: OffloaderConfig,
+    train: tuple[torch.Tensor, ExitCosts],
+    val: tuple[torch.Tensor, ExitCosts],
+    ddnn: DDNN | None,
+) -> FitFeatures:
+    """The network_features of the fit and of the validation windows."""
+    return network_features(config, train[0], ddnn), network_features(config, val[0], ddnn)
+
+
+def at_each_transmission_cost(
+    features: torch.Tensor, transmission_costs: Sequence[float]
+) -> torch.Tensor:
+    """(M, F_w) -> (P*M, F_w + 1): the windows' features once per C_T, that C_T appended
+    (C_T-major, as `_labels`): what a network that reads C_T fits on."""
     return torch.cat([with_transmission_cost(features, c_t) for c_t in transmission_costs])
 
 
@@ -275,15 +291,6 @@ def transmission_cost_scale(transmission_costs: Sequence[float]) -> float:
     C_T input lies in [0, 1] like the min-max scaled windows (1 if every C_T is 0)."""
     largest = max(transmission_costs, default=0.0)
     return float(largest) if largest > 0 else 1.0
-
-
-def _edge_read_by(config: OffloaderConfig, ddnn: DDNN | None) -> EdgeModel | None:
-    """The DDNN's edge, in eval mode, if a network of this config reads its output."""
-    if config.inputs != "edge":
-        return None
-    if ddnn is None:
-        raise ConfigError('offloaders with inputs="edge" need the DDNN whose edge they read')
-    return ddnn.edge.eval()
 
 
 def train_classifier_grid(
@@ -299,15 +306,21 @@ def train_classifier_grid(
     run's ml_grid_* metrics): one trained per C_T (classifier="per_ct", the paper's), or one
     that reads C_T, trained once on every C_T of the grid ("ct_input"). `ddnn`: the DDNN whose
     edge the networks read (needed by inputs="edge")."""
+    config = offloader_config(model, training, OFFLOADER_NETWORKS[ML.name])
+    features = fit_features(config, train, val, ddnn)  # once for the whole grid
     shared = None
     if training.classifier == "ct_input":
-        shared = train_ct_input_classifier(model, training, train, val, grid, ddnn=ddnn)
+        shared = train_ct_input_classifier(
+            model, training, train, val, grid, ddnn=ddnn, features=features
+        )
     trained = {}
     quiet = not distributed.is_main()
     bar = tqdm(grid, desc="ML offloader per C_T", leave=False, disable=True if quiet else None)
     for step, c_t in enumerate(bar):
         if shared is None:
-            net, metrics = train_classifier(model, training, train, val, c_t, ddnn=ddnn)
+            net, metrics = train_classifier(
+                model, training, train, val, c_t, ddnn=ddnn, features=features
+            )
         else:
             net, metrics = shared, classifier_metrics(shared, train, val, c_t, ddnn)
         tracking.log_metrics(
@@ -325,10 +338,13 @@ def train_classifier(
     transmission_cost: float,
     *,
     ddnn: DDNN | None = None,
+    features: FitFeatures | None = None,
 ) -> tuple[Offloader, dict[str, float]]:
-    """The paper's ML offloader for one C_T: P(local), labels local iff C_L - C_R <= C_T."""
+    """The paper's ML offloader for one C_T: P(local), labels local iff C_L - C_R <= C_T.
+    `features`: the windows' fit_features, if already computed."""
     config = offloader_config(model, training, OFFLOADER_NETWORKS[ML.name])
-    net = _fit_classifier(config, training, train, val, [transmission_cost], ddnn)
+    features = features or fit_features(config, train, val, ddnn)
+    net = _fit_classifier(config, training, features, (train[1], val[1]), [transmission_cost])
     return net, classifier_metrics(net, train, val, transmission_cost, ddnn)
 
 
@@ -340,14 +356,17 @@ def train_ct_input_classifier(
     transmission_costs: Sequence[float],
     *,
     ddnn: DDNN | None = None,
+    features: FitFeatures | None = None,
 ) -> Offloader:
     """One ML offloader for every C_T: P(local | C_T), on the windows once per C_T of
-    `transmission_costs`, each copy labelled local iff C_L - C_R <= its C_T."""
+    `transmission_costs`, each copy labelled local iff C_L - C_R <= its C_T. `features`: the
+    windows' fit_features, if already computed."""
     config = replace(
         offloader_config(model, training, OFFLOADER_NETWORKS[ML.name]),
         transmission_cost_input=True,
     )
-    return _fit_classifier(config, training, train, val, transmission_costs, ddnn)
+    features = features or fit_features(config, train, val, ddnn)
+    return _fit_classifier(config, training, features, (train[1], val[1]), transmission_costs)
 
 
 def classifier_metrics(
@@ -386,13 +405,13 @@ def train_regressor(
         return torch.as_tensor((costs.benefit - mean) / std, dtype=torch.float32, device=device)
 
     config = offloader_config(model, training, OFFLOADER_NETWORKS[COST_AWARE.name])
+    x_train, x_val = fit_features(config, train, val, ddnn)
     net = _fit_network(
         config,
         training,
-        (train[0], standardised(train[1])),
-        (val[0], standardised(val[1])),
+        (x_train, standardised(train[1])),
+        (x_val, standardised(val[1])),
         NetworkLoss(benefit_criterion(training)),
-        ddnn,
     )
     net.target_mean.fill_(mean)
     net.target_std.fill_(std)
@@ -433,17 +452,20 @@ def _balanced_bce(labels: torch.Tensor) -> Criterion:
 def _fit_classifier(
     config: OffloaderConfig,
     training: OffloaderTraining,
-    train: tuple[torch.Tensor, ExitCosts],
-    val: tuple[torch.Tensor, ExitCosts],
+    features: FitFeatures,
+    costs: tuple[ExitCosts, ExitCosts],
     transmission_costs: Sequence[float],
-    ddnn: DDNN | None,
 ) -> Offloader:
     """A classifier on the oracle's labels at each of `transmission_costs` (one for the paper's;
-    several for one that reads C_T), classes balanced over all of them."""
-    y_train, y_val = (_labels(costs, transmission_costs, x.device) for x, costs in (train, val))
+    several, each appended to a copy of the features, for one that reads C_T), classes
+    balanced over all of them."""
+    x_train, x_val = features
+    y_train, y_val = (_labels(c, transmission_costs, x_train.device) for c in costs)
+    if config.transmission_cost_input:
+        x_train, x_val = (at_each_transmission_cost(x, transmission_costs) for x in features)
     objective = NetworkLoss(_balanced_bce(y_train))
     return _fit_network(
-        config, training, (train[0], y_train), (val[0], y_val), objective, ddnn, transmission_costs
+        config, training, (x_train, y_train), (x_val, y_val), objective, transmission_costs
     )
 
 
@@ -453,22 +475,18 @@ def _fit_network(
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     objective: NetworkLoss,
-    ddnn: DDNN | None,
     transmission_costs: Sequence[float] = (),
 ) -> Offloader:
     """The one training loop, every epoch, keeping the weights with the lowest validation loss,
-    on the windows' features (network_features, once per C_T for a network that reads C_T)
-    rather than the windows themselves."""
-    train_features, val_features = (
-        network_features(config, x, ddnn, transmission_costs) for x, _ in (train, val)
-    )
-    if len(train_features) != len(train[1]) or len(val_features) != len(val[1]):
+    on (features, targets) of the fit and validation windows (features: what the network reads,
+    C_T's column included for a network that reads it)."""
+    if any(len(x) != len(y) for x, y in (train, val)):
         raise ValueError("an offloader's features and targets disagree on the number of rows")
     torch.manual_seed(training.seed)
     net = Offloader(config).to(train[0].device)
     if config.transmission_cost_input:
         net.ct_scale.fill_(transmission_cost_scale(transmission_costs))
-    fit(net, (train_features, train[1]), (val_features, val[1]), objective, training.loop())
+    fit(net, train, val, objective, training.loop())
     return net
 
 

@@ -165,6 +165,18 @@ def test_an_edge_offloader_trains_on_the_edge_signals_and_decides_through_the_ta
     )
 
 
+def test_offloaders_read_the_edge_in_eval_mode_and_leave_the_ddnn_s_mode_as_it_was() -> None:
+    torch.manual_seed(0)
+    ddnn = DDNN(replace(MODEL, zero_init_exit=False)).train()
+    training = replace(TRAINING, inputs="edge", epochs=3)
+    train, val = learnable_costs(128, 0), learnable_costs(64, 1)
+    first, _ = train_regressor(MODEL, training, train, val, ddnn=ddnn)
+    again, _ = train_regressor(MODEL, training, train, val, ddnn=ddnn)
+    for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)  # no dropout in the edge's features
+    assert ddnn.training and ddnn.edge.training
+
+
 def test_an_edge_offloader_cannot_train_without_its_ddnn() -> None:
     training = replace(TRAINING, inputs="edge")
     with pytest.raises(ConfigError, match="need the DDNN whose edge they read"):
