@@ -36,7 +36,7 @@ class CentralizedLSTM(nn.Module):
         z, _ = self.encoder(x_in)  # (B, N, K) -> (B, N, H_e)
         codes = [z]
         for encoder, window in zip(self.peers, site_windows(x, self.config)[1:], strict=True):
-            codes.append(encoder(self.transform.prepare(window)[0])[0])
+            codes.append(encoder(self.transform.edge_input(window))[0])
         return ExitOutputs(y_remote=self.cloud(torch.cat(codes, dim=2), context), z=z)
 
 
@@ -54,7 +54,7 @@ class WideLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> ExitOutputs:
         x_in, context = self.transform.prepare(x)
-        others = [self.transform.prepare(w)[0] for w in site_windows(x, self.config)[1:]]
+        others = [self.transform.edge_input(w) for w in site_windows(x, self.config)[1:]]
         x_all = torch.cat([x_in, *others], dim=2)  # (B, N, sites*K)
         return ExitOutputs(y_remote=self.cloud(x_all, context))  # -> (B, K)
 

@@ -12,6 +12,7 @@ network, instead of the N*K raw samples: the edge compresses before it offloads.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -64,22 +65,30 @@ class WindowTransform(nn.Module):
         (B, C) context."""
         calendar = x[:, -1, -CALENDAR_FEATURES:] if self.calendar else None  # (B, 4): the target's
         x = x[:, :, : self.n_vnfs]  # the served site's K columns come first
-        recent = x[:, -self.n_steps :, :]  # (B, L, K) -> (B, N, K)
-        parts: list[torch.Tensor] = []
-        if self.residual:
-            parts.append(recent[:, -1, :])  # (B, N, K) -> (B, K)
-        std = None
-        if self.window_norm:
-            mean = recent.mean(dim=1)  # (B, N, K) -> (B, K)
-            std = recent.std(dim=1).clamp_min(STD_FLOOR)  # (B, N, K) -> (B, K)
-            recent = (recent - mean.unsqueeze(1)) / std.unsqueeze(1)
-            parts += [mean, std]
+        recent, stats = self._standardised(x[:, -self.n_steps :, :])  # (B, L, K) -> (B, N, K)
+        parts = [x[:, -1, :]] if self.residual else []  # the last value, (B, K)
+        parts += stats
+        std = stats[1] if stats else None
         if self.memory_days:
             parts.append(self.memory(x, std))
         if calendar is not None:
             parts.append(calendar)
         context = torch.cat(parts, dim=1) if parts else x.new_zeros(x.shape[0], 0)  # (B, C)
         return recent, context
+
+    def edge_input(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, K) one site's window -> (B, N, K): what its encoder reads, as prepare's first
+        output, without the context (a peer site's: the cloud's context is the served site's)."""
+        return self._standardised(x[:, -self.n_steps :, : self.n_vnfs])[0]
+
+    def _standardised(self, recent: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, N, K) -> the window standardised per VNF and [mean, std] with window_norm; the
+        window as it is and [] without."""
+        if not self.window_norm:
+            return recent, []
+        mean = recent.mean(dim=1)  # (B, N, K) -> (B, K)
+        std = recent.std(dim=1).clamp_min(STD_FLOOR)  # (B, N, K) -> (B, K)
+        return (recent - mean.unsqueeze(1)) / std.unsqueeze(1), [mean, std]
 
     def memory(self, x: torch.Tensor, std: torch.Tensor | None) -> torch.Tensor:
         """(B, L, K) -> (B, 2 D K): for each of the last D days, the target's slot that day minus
@@ -143,6 +152,11 @@ class EdgeModel(nn.Module):
         x_in, context = self.transform.prepare(x)  # (B, N, K), (B, C)
         z, _ = self.lstm(x_in)  # (B, N, K) -> (B, N, H_e)
         return EdgeOutput(z=z, context=context, y_local=self.local_exit(z, context))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, K) -> z (B, N, H_e) alone: a peer site's edge in the hierarchical DDNN."""
+        z: torch.Tensor = self.lstm(self.transform.edge_input(x))[0]
+        return z
 
     def local_exit(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         h = self.local_head(z.flatten(1))  # (B, N, H_e) -> (B, N*H_e) -> (B, K)
@@ -222,7 +236,8 @@ class DDNN(nn.Module):
         z = out.z
         if len(self.peers):
             peers = site_windows(x, self.config)[1:]
-            z = torch.cat([z, *(peer(w).z for peer, w in zip(self.peers, peers, strict=True))], 2)
+            codes = [cast(EdgeModel, p).encode(w) for p, w in zip(self.peers, peers, strict=True)]
+            z = torch.cat([z, *codes], dim=2)
         y_remote = self.cloud(z, out.context)  # gradients of the remote loss reach the edges
         return ExitOutputs(y_remote=y_remote, y_local=out.y_local, z=out.z)
 

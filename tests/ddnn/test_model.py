@@ -10,7 +10,7 @@ import torch
 from ddnn.baselines import BASELINES, grid_shape
 from ddnn.config import CALENDAR_FEATURES, ConfigError, CostConfig, DDNNConfig
 from ddnn.losses import joint_loss
-from ddnn.model import DDNN, check_window
+from ddnn.model import DDNN, WindowTransform, check_window
 
 pytestmark = pytest.mark.unit
 
@@ -234,3 +234,14 @@ def test_calendar_reaches_every_cloud_side_model_and_never_the_local_exit() -> N
         assert not torch.allclose(baseline(x).y_remote, baseline(other_time).y_remote), name
     with pytest.raises(ConfigError, match="calendar"):
         DDNNConfig(calendar=True, cloud_sees_context=False)
+
+
+@pytest.mark.parametrize("window_norm", [False, True])
+def test_a_peer_s_edge_input_is_what_the_served_site_s_encoder_reads(window_norm: bool) -> None:
+    config = DDNNConfig(n_steps=6, n_vnfs=3, sites=2, calendar=True, window_norm=window_norm)
+    transform = WindowTransform(config)
+    x = torch.rand(4, config.window_length, config.window_width)
+    served, peer = x[:, :, :3], x[:, :, 3:6]
+    torch.testing.assert_close(transform.edge_input(served), transform.prepare(x)[0])
+    assert transform.edge_input(peer).shape == (4, 6, 3)
+    assert not torch.equal(transform.edge_input(peer), transform.edge_input(served))
