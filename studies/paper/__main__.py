@@ -27,7 +27,14 @@ from pathlib import Path
 
 from studies.paper.cases import CASES, SYNTHETIC_CASE
 from studies.paper.report import write_case_report, write_results_page
-from studies.paper.units import StudyConfig, case_of, default_jobs, run_units, units_of
+from studies.paper.units import (
+    StudyConfig,
+    case_of,
+    default_jobs,
+    for_case,
+    run_units,
+    units_of,
+)
 
 logger = logging.getLogger("studies.paper")
 
@@ -90,11 +97,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in [] if args.page_only else names:
         case = case_of(name)
         units = units_of(case, args.groups, args.seeds)
+        case_config = for_case(case, config)
         started = time.perf_counter()
-        seconds = run_units(units, config, args.jobs)
+        seconds = run_units(units, case_config, args.jobs)
         wall = time.perf_counter() - started
         summaries[case.name] = write_case_report(
-            case, units, config, args.out / case.name, n_boot=args.boot, timing=(wall, seconds)
+            case, units, case_config, args.out / case.name, n_boot=args.boot, timing=(wall, seconds)
         )
         logger.info(
             "%s: %d units in %.0f s wall; report in %s",

@@ -68,6 +68,31 @@ def levers_line(levers: Mapping[str, Any]) -> str:
     )
 
 
+def lever_effect_lines(effect: Mapping[str, Any] | None) -> list[str]:
+    """The case's levers on its test windows, paired against the same runs without them."""
+    if not effect:
+        return []
+    named = ", ".join(f"`{key}={value}`" for key, value in effect["levers"].items())
+    lines = [
+        f"### The levers on the test windows ({named} minus `--paper-models`)",
+        "",
+        "The same runs (folds, groups, seeds) trained with and without the levers, paired window "
+        "by window; a negative difference: the lever lowers the test cost.",
+        "",
+        "| model | with | without | difference | 95 % interval |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, row in effect.items():
+        if name == "levers":
+            continue
+        low, high = row["ci"]
+        lines.append(
+            f"| {name} | {row['with']:.4f} | {row['without']:.4f} | "
+            f"{row['difference']:+.4f} | [{low:+.4f}, {high:+.4f}] |"
+        )
+    return [*lines, ""]
+
+
 def case_section(name: str, s: Mapping[str, Any], folder: Path, page_dir: Path) -> list[str]:
     protocol, case = s["protocol"], s["case"]
     rel = Path(os.path.relpath(folder, page_dir))
@@ -94,6 +119,7 @@ def case_section(name: str, s: Mapping[str, Any], folder: Path, page_dir: Path) 
         *comparison_lines(s),
         *policy_table(s),
         *difference_lines(s),
+        *lever_effect_lines(s.get("lever_effect")),
         "### Table II (ms per sample)",
         "",
         *latency_lines(s["latency_ms"]),

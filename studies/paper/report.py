@@ -4,6 +4,7 @@ a study has: the protocol, comparisons between weight pairs and the under-provis
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from ddnn.model import DDNN
 from ddnn.offloader import Offloader
 from studies.paper.cases import Case
 from studies.paper.page import write_results_page
-from studies.paper.units import StudyConfig, Unit, load_records, unit_settings
+from studies.paper.units import StudyConfig, Unit, for_case, load_records, unit_settings
 from training.latency import LatencyTable, measure_latency
 from training.records import ALL_LOCAL, ALL_REMOTE, WindowRecord
 from training.report import write_report
@@ -43,6 +44,9 @@ def write_case_report(
         "case": {"name": case.name, "title": case.title, "deepcog_grid": case.layout},
         "w_local": primary,
     }
+    effect = lever_effect(case, units, config, n_boot)
+    if effect is not None:
+        extra["lever_effect"] = effect
     data = {
         "source": case.filename,
         "k": case.n_vnfs,
@@ -75,6 +79,35 @@ def protocol(
         "units_trained_this_invocation": len(seconds),
         "mean_unit_seconds": round(float(np.mean(list(seconds.values()))), 1) if seconds else None,
     }
+
+
+def lever_effect(
+    case: Case, units: Sequence[Unit], config: StudyConfig, n_boot: int
+) -> dict[str, Any] | None:
+    """The case's levers on the test windows: every model's cost with them minus without them
+    (--paper-models), paired window by window (the same units, folds and windows), when the runs
+    of both are in the cache; None otherwise."""
+    if not case.levers or not config.case_levers:
+        return None
+    plain = for_case(case, replace(config, case_levers=False))
+    if not all(unit.done(plain) for unit in units):
+        return None
+    w = config.weights[0]
+    records = load_records(units, config)[w], load_records(units, plain)[w]
+    if any(not np.array_equal(a.blocks, b.blocks) for a, b in zip(*records, strict=True)):
+        raise ValueError(f"{case.name}: the runs with and without the levers test other windows")
+    with_levers, without = (Pool(r, n_boot, seed=0) for r in records)
+    found: dict[str, Any] = {"levers": dict(case.levers)}
+    for name in sorted(set(with_levers.references) & set(without.references)):
+        a, b = with_levers.references[name], without.references[name]
+        diff = with_levers.boot.statistic(lambda x, y: x - y, a, b)
+        found[name] = {
+            "with": float(a.mean()),
+            "without": float(b.mean()),
+            "difference": diff.value,
+            "ci": diff.as_list(),
+        }
+    return found
 
 
 def pair_comparisons(

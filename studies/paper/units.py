@@ -89,6 +89,17 @@ class Unit:
         )
 
 
+PAPER_MODELS_TAG = "paper_models"
+
+
+def for_case(case: Case, config: StudyConfig) -> StudyConfig:
+    """The config of a case's runs: a case run without its levers (--paper-models) is cached
+    apart from its default runs, so that both can be compared window by window."""
+    if config.case_levers or not case.levers or config.tag:
+        return config
+    return replace(config, tag=PAPER_MODELS_TAG)
+
+
 def case_of(name: str) -> Case:
     return SYNTHETIC_CASE if name == SYNTHETIC_CASE.name else CASES[name]
 
