@@ -157,6 +157,11 @@ class DDNNConfig:
         return max(self.n_steps, self.memory_days * self.steps_per_day + 1)
 
     @property
+    def interval_minutes(self) -> int:
+        """Minutes from one sample to the next (the data's: a day over steps_per_day)."""
+        return 24 * 60 // self.steps_per_day
+
+    @property
     def demand_width(self) -> int:
         """Columns of demand in a window: K per site (the served site's K first)."""
         return self.sites * self.n_vnfs

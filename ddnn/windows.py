@@ -198,6 +198,15 @@ def calendar_features(times: np.ndarray) -> np.ndarray:
     return np.stack(columns, axis=-1).astype(np.float32)  # (..., CALENDAR_FEATURES)
 
 
+def window_calendar(target_times: np.ndarray, length: int, interval_minutes: int) -> np.ndarray:
+    """(M,) UTC target times -> (M, L, CALENDAR_FEATURES) float32: the calendar columns of
+    windows of `length` steps; row j holds the calendar of the step after it, so the last row
+    holds the target's (the training windows' and the service's requests' alike)."""
+    ahead = (np.arange(length) - (length - 1)) * interval_minutes  # (L,) <= 0
+    times = target_times.astype("datetime64[m]")[:, None] + ahead.astype("timedelta64[m]")
+    return calendar_features(times)  # (M, L, CALENDAR_FEATURES)
+
+
 def with_calendar(data: Dataset) -> Dataset:
     """The calendar lever (DDNNConfig.calendar): every window gets CALENDAR_FEATURES more
     columns after its demand's; row j holds the calendar of the step after it, so the last row
@@ -205,9 +214,8 @@ def with_calendar(data: Dataset) -> Dataset:
 
     def extended(windows: WindowSet) -> WindowSet:
         length = windows.inputs.shape[1]
-        ahead = (np.arange(length) - (length - 1)) * data.interval_minutes  # (L,) <= 0
-        times = data.target_times(windows)[:, None] + ahead.astype("timedelta64[m]")  # (M, L)
-        inputs = np.concatenate([windows.inputs, calendar_features(times)], axis=2)
+        calendar = window_calendar(data.target_times(windows), length, data.interval_minutes)
+        inputs = np.concatenate([windows.inputs, calendar], axis=2)
         return replace(windows, inputs=np.ascontiguousarray(inputs, dtype=np.float32))
 
     return replace(

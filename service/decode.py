@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 import torch
 
+from ddnn.windows import window_calendar
 from service.pair import FLOAT32_BYTES, ServingPair
 
 MAX_DEMAND = 1e30  # larger values overflow float32 once scaled
@@ -214,9 +216,34 @@ def _first_misfit(
     return None
 
 
+def with_target_calendar(
+    windows: np.ndarray, target_times: Sequence[datetime] | None, pair: ServingPair, field: str
+) -> np.ndarray:
+    """(B, K, N) checked windows -> (B, K + 4, N) with the calendar of each window's target
+    time (ddnn.windows.window_calendar, as the DDNN learned it) for a DDNN that reads it; the
+    windows as they are for one that does not (a time given is then not used). `field`: the
+    request's name for the times, for the error."""
+    if not pair.reads_calendar:
+        return windows
+    if target_times is None:
+        raise InvalidDemand(
+            f"this model reads the target's calendar (GET /v1/models: reads_calendar): give "
+            f"`{field}`, the UTC time of the slot being allocated"
+        )
+    if len(target_times) != windows.shape[0]:
+        raise InvalidDemand(
+            f"`{field}` holds {len(target_times)} time(s) for {windows.shape[0]} window(s)"
+        )
+    utc = [t.astimezone(UTC).replace(tzinfo=None) for t in target_times]
+    times = np.array(utc, dtype="datetime64[m]")
+    calendar = window_calendar(times, windows.shape[2], pair.config.interval_minutes)
+    return np.concatenate([windows, calendar.transpose(0, 2, 1).astype(windows.dtype)], axis=1)
+
+
 def scale_windows(windows: np.ndarray, pair: ServingPair) -> torch.Tensor:
-    """(B, K, N) data units -> (B, N, K) float32 model input on the pair's device."""
-    out = np.empty((windows.shape[0], pair.n_steps, pair.n_vnfs), dtype=np.float32)
+    """(B, K, N) data units (K + 4 rows with the calendar's) -> (B, N, K) float32 model input on
+    the pair's device; the calendar's rows are not scaled."""
+    out = np.empty((windows.shape[0], pair.n_steps, pair.width), dtype=np.float32)
     np.subtract(windows.transpose(0, 2, 1), pair.low, out=out, casting="same_kind")
     out *= pair.inv_span
     tensor = torch.from_numpy(out)

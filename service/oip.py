@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ddnn.policies import COST_AWARE, ONLINE_POLICY_NAMES
 from registry import DDNN_MODEL_NAME
@@ -40,7 +41,8 @@ ALLOCATION, DECISION, EXIT, SCORE = "allocation", "decision", "exit", "score"
 OUTPUTS = (ALLOCATION, DECISION, EXIT, SCORE)
 PLATFORM = "pytorch"
 EXTENSIONS = ("binary_tensor_data",)
-PARAMETERS = ("policy", "transmission_cost")
+PARAMETERS = ("policy", "transmission_cost", "target_time")
+_TIME = TypeAdapter(AwareDatetime)  # a string, as pydantic reads /v1's target_time
 # what tritonclient may add on its own: accepted and ignored (no sequences, priorities here)
 RESERVED_PARAMETERS = frozenset(
     {"binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority",
@@ -185,6 +187,7 @@ class InferCall:
     windows: np.ndarray  # (B, K, N) float64 data units, checked
     policy: str | None
     transmission_cost: float | None
+    target_time: datetime | None  # of every window (a model that reads the calendar)
     requested: Requested
 
 
@@ -208,12 +211,14 @@ def parse_infer(
         check_windows(windows, where=lambda b, k, n: f"{INPUT}[{b}][{n}][{k}]")
     except InvalidDemand as exc:
         raise OIPError(400, str(exc)) from None
-    policy, cost = _knobs(request.parameters or {})
+    parameters = request.parameters or {}
+    policy, cost = _knobs(parameters)
     return InferCall(
         request_id=request.id,
         windows=windows,
         policy=policy,
         transmission_cost=cost,
+        target_time=_target_time(parameters.get("target_time")),
         requested=_requested(request),
     )
 
@@ -322,6 +327,20 @@ def _knobs(parameters: dict[str, Any]) -> tuple[str | None, float | None]:
             raise OIPError(400, f"parameter transmission_cost={cost!r} must be finite and >= 0")
         cost = float(cost)
     return policy, cost
+
+
+def _target_time(value: Any) -> datetime | None:
+    """The target_time parameter: an ISO 8601 (RFC 3339) time with its UTC offset, read as
+    /v1's target_time is, or absent."""
+    if value is None:
+        return None
+    try:
+        found: datetime = _TIME.validate_python(value)
+    except ValidationError:
+        raise OIPError(
+            400, f"parameter target_time={value!r} must be an ISO 8601 time with its UTC offset"
+        ) from None
+    return found
 
 
 def _requested(request: InferenceRequest) -> Requested:

@@ -53,17 +53,21 @@ def document_for(generic: Schema, pair: ServingPair, max_batch: int) -> Schema:
     paths = document.get("paths", {})
     window = window_schema(pair)
     example = example_window(pair)
+    time = _calendar_time(pair)
     single = _body_schema(paths, "/v1/allocations")
     if single is not None:
         single["properties"]["demand"] = {**single["properties"]["demand"], **window}
         single["examples"] = [
-            {"demand": example, "policy": COST_AWARE.name, "transmission_cost": 0.05}
+            {"demand": example, "policy": COST_AWARE.name, "transmission_cost": 0.05, **time}
         ]
+        _require_times(single, "target_time", pair)
     batch = _body_schema(paths, "/v1/allocations/batch")
     if batch is not None:
         windows = {"type": "array", "minItems": 1, "maxItems": max_batch, "items": window}
         batch["properties"]["windows"]["anyOf"][0] = windows
-        batch["examples"] = [{"windows": [example, example], "policy": ML.name}]
+        times = {"target_times": [time["target_time"]] * 2} if time else {}
+        batch["examples"] = [{"windows": [example, example], "policy": ML.name, **times}]
+        _require_times(batch, "target_times", pair)
     cloud = _body_schema(paths, "/v1/cloud/infer")
     if cloud is not None:
         _state_cloud_sizes(cloud, pair)
@@ -76,6 +80,20 @@ def document_for(generic: Schema, pair: ServingPair, max_batch: int) -> Schema:
         for shown in answer.get("examples", []):
             shown["allocation"] = [round(sum(row) / len(row), 1) for row in example]
     return document
+
+
+EXAMPLE_TIME = "2013-11-28T18:00:00Z"  # a weekday evening of the Milano data's month
+
+
+def _calendar_time(pair: ServingPair) -> dict[str, str]:
+    """The example's target_time, for a model that reads the calendar."""
+    return {"target_time": EXAMPLE_TIME} if pair.reads_calendar else {}
+
+
+def _require_times(schema: Schema, field: str, pair: ServingPair) -> None:
+    """A model that reads the calendar needs the request's time(s): required in its schema."""
+    if pair.reads_calendar:
+        schema["required"] = sorted({*schema.get("required", []), field})
 
 
 def window_schema(pair: ServingPair) -> Schema:
@@ -143,6 +161,7 @@ def _state_infer_sizes(schema: Schema, pair: ServingPair, max_batch: int) -> Non
     knobs = {
         "policy": {"type": "string", "enum": list(ONLINE_POLICY_NAMES)},
         "transmission_cost": {"type": "number", "minimum": 0, "maximum": sys.float_info.max},
+        "target_time": {"type": "string", "format": "date-time"},
     }
     output = {
         "type": "object",
@@ -162,6 +181,9 @@ def _state_infer_sizes(schema: Schema, pair: ServingPair, max_batch: int) -> Non
         "additionalProperties": False,
     }
     properties["outputs"] = {"type": "array", "items": output}
+    if pair.reads_calendar:  # its windows' time: a parameter every request gives
+        properties["parameters"]["required"] = ["target_time"]
+        schema["required"] = sorted({*schema.get("required", []), "parameters"})
 
 
 def _body_schema(paths: Schema, path: str) -> Schema | None:

@@ -68,8 +68,12 @@ class ServingPair:
     coalescer: EdgeCoalescer[EdgePass] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.low = self.scaler.minimum.astype(np.float32)
-        self.inv_span = (1.0 / (self.scaler.maximum - self.scaler.minimum)).astype(np.float32)
+        # the calendar's columns (a DDNN that reads it) pass through the scaling unchanged
+        extra = self.width - self.n_vnfs
+        low = self.scaler.minimum
+        inv_span = 1.0 / (self.scaler.maximum - self.scaler.minimum)
+        self.low = np.concatenate([low, np.zeros(extra)]).astype(np.float32)
+        self.inv_span = np.concatenate([inv_span, np.ones(extra)]).astype(np.float32)
         self.model_versions = ModelVersions(
             ddnn=self.ddnn_version, offloader=self.offloader_version, alias=self.alias
         )
@@ -83,6 +87,16 @@ class ServingPair:
         return self.config.n_vnfs
 
     @property
+    def width(self) -> int:
+        """Columns of the model's input: the K VNFs', then the calendar's (reads_calendar)."""
+        return self.config.window_width
+
+    @property
+    def reads_calendar(self) -> bool:
+        """Whether the DDNN reads the target's calendar: a request then gives its time."""
+        return self.config.calendar
+
+    @property
     def uplink_bytes_per_sample(self) -> int:
         return self.config.uplink_floats * FLOAT32_BYTES
 
@@ -94,16 +108,11 @@ class ServingPair:
 
 
 def refuse_study_levers(config: DDNNConfig) -> None:
-    """The studies' levers a request cannot feed: every site's window, the target's time."""
+    """The studies' lever a request cannot feed: every site's window."""
     if config.sites > 1:
         raise ValueError(
             f"this DDNN combines the z of {config.sites} sites (the hierarchical lever of "
             "the studies); the service serves one site's DDNN"
-        )
-    if config.calendar:
-        raise ValueError(
-            "this DDNN reads the target's calendar (the calendar lever of the studies); a "
-            "request carries no time, so the service cannot serve it"
         )
 
 
@@ -116,7 +125,7 @@ def place_models(
     placed = {key: net.to(device).eval() for key, net in offloaders.items()}
     config = ddnn.config
     with torch.inference_mode():
-        x = torch.zeros(2, config.window_length, config.n_vnfs, device=device)
+        x = torch.zeros(2, config.window_length, config.window_width, device=device)
         out = ddnn.edge(x)
         ddnn.cloud(out.z, out.context)
         for net in placed.values():

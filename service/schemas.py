@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ddnn.policies import (
     CONFIDENCE,
@@ -42,6 +42,11 @@ _COST_DOC = (
     f"predicted C_L - C_R exceeds it; {ML.name} uses the classifier trained for the bundle's C_T "
     "and says so, unless the bundle's classifier reads C_T (ml_reads_transmission_cost): then it "
     "reads this one."
+)
+_TIME_DOC = (
+    "The UTC time stamp of the slot being allocated (the step after the window's last sample, "
+    "ISO 8601 with its offset, e.g. 2013-11-28T18:00:00Z). Needed by a model that reads the "
+    "target's calendar (GET /v1/models: reads_calendar); not used by one that does not."
 )
 _EXAMPLE_SENTENCE = (  # what COST_AWARE.explain writes for the example below
     f"Resolved remotely in the cloud: {COST_AWARE.score_name} = 0.21 vs threshold 0.05 "
@@ -80,6 +85,7 @@ class AllocationRequest(_Strict):
     demand: list[list[float]] = Field(min_length=1, description=_DEMAND_DOC)
     policy: OnlinePolicyName | None = Field(default=None, description=_POLICY_DOC)
     transmission_cost: float | None = Field(default=None, ge=0, description=_COST_DOC)
+    target_time: AwareDatetime | None = Field(default=None, description=_TIME_DOC)
 
 
 class BatchAllocationRequest(_Strict):
@@ -111,6 +117,11 @@ class BatchAllocationRequest(_Strict):
     )
     policy: OnlinePolicyName | None = Field(default=None, description=_POLICY_DOC)
     transmission_cost: float | None = Field(default=None, ge=0, description=_COST_DOC)
+    target_times: list[AwareDatetime] | None = Field(
+        default=None,
+        min_length=1,
+        description="One `target_time` (see /v1/allocations) per window, in the windows' order.",
+    )
 
 
 class Rationale(_Answer):
@@ -261,6 +272,12 @@ class ModelsResponse(_Answer):
     device: str | None
     n_steps: int | None = Field(description="N: samples per VNF in a window.")
     n_vnfs: int | None = Field(description="K: VNFs per window.")
+    reads_calendar: bool | None = Field(
+        description=(
+            "Whether the DDNN reads the target's calendar (time of day and of week): its "
+            "requests then give `target_time` (`target_times` for a batch)."
+        )
+    )
     transmission_cost: float | None = Field(
         description=(
             "The C_T of a request that gives none: DDNN_DEFAULT_TRANSMISSION_COST, else the "

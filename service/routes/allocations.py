@@ -25,6 +25,7 @@ from service.decode import (
     check_windows,
     decode_demand,
     decode_windows,
+    with_target_calendar,
 )
 from service.deps import (
     RawJSONResponse,
@@ -80,6 +81,8 @@ async def create_allocation(request: Request) -> RawJSONResponse:
             if fast is not None
             else decode_demand(body.demand, pair)
         )
+        times = None if body.target_time is None else [body.target_time]
+        windows = with_target_calendar(windows, times, pair, "target_time")
     except InvalidDemand as exc:
         raise unprocessable(str(exc)) from None
     prediction = await runtime.allocate(pair, windows, body.policy, body.transmission_cost, started)
@@ -127,6 +130,7 @@ def _read_batch(
             if fast is not None
             else decode_windows(body.windows, body.windows_base64, pair, max_batch)
         )
+        windows = with_target_calendar(windows, body.target_times, pair, "target_times")
     except BatchTooLarge as exc:
         raise too_large(str(exc)) from None
     except InvalidDemand as exc:

@@ -40,6 +40,7 @@ async def get_models(runtime: RuntimeDep, settings: SettingsDep) -> RawJSONRespo
             device=None if pair is None else str(pair.device),
             n_steps=None if pair is None else pair.n_steps,
             n_vnfs=None if pair is None else pair.n_vnfs,
+            reads_calendar=None if pair is None else pair.reads_calendar,
             transmission_cost=transmission_cost,
             default_policy=runtime.options.default_policy.name,  # what decides, like the knobs
             confidence_eta=confidence_eta,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse, Response
 
 from service.allocation import Prediction
-from service.decode import InvalidDemand
+from service.decode import InvalidDemand, with_target_calendar
 from service.deps import RawJSONResponse, RuntimeDep
 from service.oip import (
     EXTENSIONS,
@@ -218,9 +218,11 @@ async def _infer(
             n_vnfs=pair.n_vnfs,
             max_batch=runtime.settings.max_batch,
         )
+        times = None if call.target_time is None else [call.target_time] * len(call.windows)
+        windows = with_target_calendar(call.windows, times, pair, "parameters.target_time")
         prediction: Prediction = await runtime.allocate(
             pair,
-            call.windows,
+            windows,
             call.policy,
             call.transmission_cost,
             started,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,8 @@ N, K = 12, 4
 SERVICE_CONFIG = DDNNConfig(
     n_steps=N, n_vnfs=K, cloud_hidden=(16, 8), head_hidden=(16, 8, 4), zero_init_exit=False
 )
+# the calendar lever, on hourly data: the target's time of day and of week reach the cloud
+CALENDAR_CONFIG = replace(SERVICE_CONFIG, calendar=True, steps_per_day=24)
 TRAINED_COST = 0.1  # the C_T the tiny classifier is said to be trained for
 ETA = 0.01
 ADMIN_KEY = "test-admin-key"
@@ -50,11 +52,13 @@ def make_bundles(
     ddnn_version: str = "1",
     inputs: OffloaderInputs = "window",
     reads_transmission_cost: bool = False,
+    calendar: bool = False,
 ) -> tuple[DDNNBundle, OffloaderBundle]:
     """Untrained but seeded models: deterministic, the shapes of the real thing;
-    reads_transmission_cost: the classifier reads C_T (one network for every C_T)."""
+    reads_transmission_cost: the classifier reads C_T (one network for every C_T); calendar:
+    the DDNN reads the target's calendar (CALENDAR_CONFIG, hourly)."""
     torch.manual_seed(seed)
-    model = DDNN(SERVICE_CONFIG).eval()
+    model = DDNN(CALENDAR_CONFIG if calendar else SERVICE_CONFIG).eval()
     classifier = OffloaderConfig(
         N,
         K,
@@ -88,9 +92,9 @@ def make_bundles(
     return ddnn, offloader
 
 
-def make_serving_pair() -> ServingPair:
+def make_serving_pair(calendar: bool = False) -> ServingPair:
     """The tiny bundles as a CPU ServingPair with an in-process cloud (no runtime, no HTTP)."""
-    ddnn_bundle, offloader_bundle = make_bundles()
+    ddnn_bundle, offloader_bundle = make_bundles(calendar=calendar)
     ddnn = ddnn_bundle.build()
     return ServingPair(
         config=ddnn.config,
@@ -115,8 +119,9 @@ def fake_loader(
     seed: int = 0,
     inputs: OffloaderInputs = "window",
     reads_transmission_cost: bool = False,
+    calendar: bool = False,
 ) -> PairLoader:
-    ddnn, offloader = make_bundles(seed, version, inputs, reads_transmission_cost)
+    ddnn, offloader = make_bundles(seed, version, inputs, reads_transmission_cost, calendar)
     pair = LoadedPair(
         ddnn,
         offloader,
