@@ -2,7 +2,8 @@
 
     .venv/bin/python examples/sample_request.py [--url http://127.0.0.1:8000] [--policy cost_aware]
 
-It asks the service for N and K first, then sends K random windows of N samples in data units.
+It asks the service for N and K first, then sends K random windows of N samples in data units
+(and, to a DDNN that reads the calendar, the slot's time: this hour's, in UTC).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import random
 import sys
+from datetime import UTC, datetime
 
 import httpx
 
@@ -31,6 +33,9 @@ def main() -> None:
     body: dict[str, object] = {"demand": demand, "policy": args.policy}
     if args.transmission_cost is not None:
         body["transmission_cost"] = args.transmission_cost
+    if models.get("reads_calendar"):
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        body["target_time"] = hour.isoformat()
     answer = httpx.post(f"{args.url}/v1/allocations", json=body, timeout=10)
     sys.stdout.write(f"HTTP {answer.status_code}\n{json.dumps(answer.json(), indent=2)}\n")
 
