@@ -21,11 +21,11 @@ import numpy as np
 import simdjson
 from pydantic import ValidationError
 
-from service.schemas import AllocationRequest, BatchAllocationRequest
+from service.schemas import AllocationRequest, BatchAllocationRequest, read_target_time
 
 REUSE_UP_TO_BYTES = 16 * 1024 * 1024  # a parser keeps its buffers: reused only for these
 BATCH_KEYS = frozenset({"windows", "policy", "transmission_cost"})  # windows_base64: regular
-SINGLE_KEYS = frozenset({"demand", "policy", "transmission_cost"})
+SINGLE_KEYS = frozenset({"demand", "policy", "transmission_cost", "target_time"})
 STAND_IN: list[list[float]] = [[0.0]]  # validates AllocationRequest's knobs; never used
 _local = threading.local()
 
@@ -64,8 +64,10 @@ def parse_single(body: bytes, n_vnfs: int, n_steps: int) -> FastSingle | None:
         return None
     windows, others = found
     try:
+        if "target_time" in others:  # a string here; the model takes it as a datetime
+            others["target_time"] = read_target_time(others["target_time"])
         request = AllocationRequest.model_validate({**others, "demand": STAND_IN})
-    except ValidationError:
+    except (ValidationError, TypeError):
         return None
     return FastSingle(request, windows)
 

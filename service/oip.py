@@ -27,13 +27,14 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ddnn.policies import COST_AWARE, ONLINE_POLICY_NAMES
 from registry import DDNN_MODEL_NAME
 from service.allocation import Prediction
 from service.config import Settings
 from service.decode import InvalidDemand, check_windows
+from service.schemas import read_target_time
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT = "demand"
@@ -42,7 +43,6 @@ OUTPUTS = (ALLOCATION, DECISION, EXIT, SCORE)
 PLATFORM = "pytorch"
 EXTENSIONS = ("binary_tensor_data",)
 PARAMETERS = ("policy", "transmission_cost", "target_time")
-_TIME = TypeAdapter(AwareDatetime)  # a string, as pydantic reads /v1's target_time
 # what tritonclient may add on its own: accepted and ignored (no sequences, priorities here)
 RESERVED_PARAMETERS = frozenset(
     {"binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority",
@@ -330,17 +330,18 @@ def _knobs(parameters: dict[str, Any]) -> tuple[str | None, float | None]:
 
 
 def _target_time(value: Any) -> datetime | None:
-    """The target_time parameter: an ISO 8601 (RFC 3339) time with its UTC offset, read as
+    """The target_time parameter: an ISO 8601 (RFC 3339) string with its UTC offset, read as
     /v1's target_time is, or absent."""
     if value is None:
         return None
     try:
-        found: datetime = _TIME.validate_python(value)
-    except ValidationError:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return read_target_time(value)
+    except (TypeError, ValidationError):
         raise OIPError(
             400, f"parameter target_time={value!r} must be an ISO 8601 time with its UTC offset"
         ) from None
-    return found
 
 
 def _requested(request: InferenceRequest) -> Requested:

@@ -113,3 +113,24 @@ def test_single_window_fast_path_equals_the_regular_parse() -> None:
 )
 def test_single_not_well_formed_takes_the_regular_path(raw: bytes) -> None:
     assert parse_single(raw, K, N) is None
+
+
+@pytest.mark.parametrize(
+    "target_time",
+    [
+        "2013-11-28T18:00:00Z",
+        "2013-11-28T19:00:00+01:00",
+        "2013-11-28T18:00:00",
+        "noon",
+        1700000000,
+    ],
+)
+def test_a_single_request_s_time_is_read_as_the_regular_path_reads_it(target_time: Any) -> None:
+    raw = body(demand=demand_payload(N, K), target_time=target_time)
+    fast = parse_single(raw, K, N)
+    try:
+        regular = AllocationRequest.model_validate_json(raw)
+    except ValueError:
+        assert fast is None  # the regular path says what is wrong
+        return
+    assert fast is not None and fast.request.target_time == regular.target_time
