@@ -1,6 +1,7 @@
 """Decode: a request's demand (data units, K lists of N samples per window, as JSON lists or
 base64 float32) checked against the loaded model's K and N, for finiteness and for negative
-values, then scaled with the bundle's per-VNF scaler into the model's (B, N, K) float32 input.
+values, then scaled with the bundle's per-VNF scaler into the model's (B, N, K) float32 input
+(with the calendar of each window's target time after the K columns, for a DDNN that reads it).
 Every error names what was wrong and where (e.g. ``windows[3][2][17]``)."""
 
 from __future__ import annotations
@@ -241,8 +242,8 @@ def with_target_calendar(
 
 
 def scale_windows(windows: np.ndarray, pair: ServingPair) -> torch.Tensor:
-    """(B, K, N) data units (K + 4 rows with the calendar's) -> (B, N, K) float32 model input on
-    the pair's device; the calendar's rows are not scaled."""
+    """(B, K, N) data units (K + 4 rows with the calendar's) -> (B, N, K [+ 4]) float32 model
+    input on the pair's device; the calendar's rows are not scaled."""
     out = np.empty((windows.shape[0], pair.n_steps, pair.width), dtype=np.float32)
     np.subtract(windows.transpose(0, 2, 1), pair.low, out=out, casting="same_kind")
     out *= pair.inv_span
