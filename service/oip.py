@@ -4,7 +4,8 @@ One model is served under a stable name (the registered DDNN's, ``DDNN_DDNN_MODE
 the loaded DDNN version as its only version. Its input is the demand as an FP32 tensor
 [B, N, K] in data units (one row of K VNFs per time step, oldest first: the model's own layout;
 /v1 takes K lists of N instead). C_T and the policy are request parameters
-(``transmission_cost``, ``policy``). The outputs are ``allocation`` FP32 [B, K] (data units),
+(``transmission_cost``, ``policy``), and so is the windows' ``target_time`` for a DDNN that reads
+the calendar (RFC 3339 with its offset, as /v1's). The outputs are ``allocation`` FP32 [B, K] (data units),
 ``decision`` and ``exit`` BYTES [B] ("local" or "remote", as in /v1) and ``score`` FP32 [B],
 the policy's score (absent for the fixed local and remote policies, which have none). The
 response's parameters name the policy, its threshold, the C_T that governed the decision and,
@@ -334,14 +335,13 @@ def _target_time(value: Any) -> datetime | None:
     /v1's target_time is, or absent."""
     if value is None:
         return None
+    problem = f"parameter target_time={value!r} must be an ISO 8601 time with its UTC offset"
+    if not isinstance(value, str):
+        raise OIPError(400, problem)
     try:
-        if not isinstance(value, str):
-            raise TypeError(value)
         return read_target_time(value)
-    except (TypeError, ValidationError):
-        raise OIPError(
-            400, f"parameter target_time={value!r} must be an ISO 8601 time with its UTC offset"
-        ) from None
+    except ValidationError:
+        raise OIPError(400, problem) from None
 
 
 def _requested(request: InferenceRequest) -> Requested:
