@@ -13,8 +13,11 @@ CASES ?= block,hourly,tenmin
 GROUPS ?=
 SEEDS ?= 3
 WEIGHTS ?= 0.9,0.1
-# non-empty: DDNNConfig.paper() on every case, without the levers a case won on validation
+# non-empty: DDNNConfig.paper() on every case, without the levers a case won on validation; its
+# report goes to results/paper-models (docs/ keeps the default study's; once both runs are cached,
+# `make paper` again adds the levers' paired test effect to docs/RESULTS.md without training)
 PAPER_MODELS ?=
+PAPER_OUT := $(if $(PAPER_MODELS),results/paper-models,docs)
 
 .PHONY: install run test lint paper ablation serve bench clean
 
@@ -46,7 +49,8 @@ test: lint
 
 paper: $(STAMP)
 	$(BIN)/python -m studies.paper --data-dir $(DATA_DIR) --cases $(CASES) $(if $(GROUPS),--groups $(GROUPS)) \
-		--seeds $(SEEDS) --weights $(WEIGHTS) $(if $(PAPER_MODELS),--paper-models) --out docs/results --results docs/RESULTS.md
+		--seeds $(SEEDS) --weights $(WEIGHTS) $(if $(PAPER_MODELS),--paper-models) \
+		--out $(PAPER_OUT)/results --results $(PAPER_OUT)/RESULTS.md
 
 ablation: $(STAMP)
 	$(BIN)/python -m studies.ablation --data-dir $(DATA_DIR) --cases block,hourly --groups 2 --seeds 3 --out docs/ablation.md

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -102,9 +102,16 @@ def train_one_epoch(
     return {key: value / len(index_batches) for key, value in totals.items()}
 
 
+ModuleOrNone = TypeVar("ModuleOrNone", bound=nn.Module | None)
+
+
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode (no dropout, running statistics) inside, its own mode after."""
+def eval_mode(model: ModuleOrNone) -> Iterator[ModuleOrNone]:
+    """The model in eval mode (no dropout, running statistics) inside, its own mode after
+    (None: nothing to do)."""
+    if model is None:
+        yield model
+        return
     was_training = model.training
     model.eval()
     try:

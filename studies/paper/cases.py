@@ -19,8 +19,9 @@ overrides N for every case).
 
 A case's levers are the DDNNConfig settings that won on its validation folds in the ablation
 (docs/ablation.md): the hourly case's models read the target's calendar (every cloud-side model:
-the DDNN's cloud, the centralized LSTMs, DeepCog). The block's calendar gain (0.3 %) is too small
-to ask the service for each request's time, so the block keeps the paper's inputs.
+the DDNN's cloud, the centralized LSTMs, DeepCog). The block's calendar gain (0.3 %) is under the
+1 % a lever must earn before every request has to carry the slot's time (docs/recipe.md), so the
+block keeps the paper's inputs.
 """
 
 from __future__ import annotations

@@ -57,12 +57,15 @@ def write_results_page(out: Path, path: Path, command: str, names: Sequence[str]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _named(levers: Mapping[str, Any]) -> str:
+    return ", ".join(f"`{key}={value}`" for key, value in levers.items())
+
+
 def levers_line(levers: Mapping[str, Any]) -> str:
     if not levers:
         return "Models: `DDNNConfig.paper()`, no lever."
-    named = ", ".join(f"`{key}={value}`" for key, value in levers.items())
     return (
-        f"Models: `DDNNConfig.paper()` with {named}, chosen on validation folds "
+        f"Models: `DDNNConfig.paper()` with {_named(levers)}, chosen on validation folds "
         "([ablation](ablation.md)); every model it applies to reads it (the DDNN's cloud, the "
         "centralized LSTMs, DeepCog)."
     )
@@ -72,9 +75,8 @@ def lever_effect_lines(effect: Mapping[str, Any] | None) -> list[str]:
     """The case's levers on its test windows, paired against the same runs without them."""
     if not effect:
         return []
-    named = ", ".join(f"`{key}={value}`" for key, value in effect["levers"].items())
     lines = [
-        f"### The levers on the test windows ({named} minus `--paper-models`)",
+        f"### The levers on the test windows ({_named(effect['levers'])} minus `--paper-models`)",
         "",
         "The same runs (folds, groups, seeds) trained with and without the levers, paired window "
         "by window; a negative difference: the lever lowers the test cost.",
@@ -82,9 +84,7 @@ def lever_effect_lines(effect: Mapping[str, Any] | None) -> list[str]:
         "| model | with | without | difference | 95 % interval |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for name, row in effect.items():
-        if name == "levers":
-            continue
+    for name, row in effect["models"].items():
         low, high = row["ci"]
         lines.append(
             f"| {name} | {row['with']:.4f} | {row['without']:.4f} | "

@@ -16,7 +16,14 @@ from ddnn.model import DDNN
 from ddnn.offloader import Offloader
 from studies.paper.cases import Case
 from studies.paper.page import write_results_page
-from studies.paper.units import StudyConfig, Unit, for_case, load_records, unit_settings
+from studies.paper.units import (
+    StudyConfig,
+    Unit,
+    applied_levers,
+    for_case,
+    load_records,
+    unit_settings,
+)
 from training.latency import LatencyTable, measure_latency
 from training.records import ALL_LOCAL, ALL_REMOTE, WindowRecord
 from training.report import write_report
@@ -53,7 +60,7 @@ def write_case_report(
         "n": unit_settings(units[0], config).model.n_steps,
         "interval_minutes": case.interval_minutes,
         "split": "target",
-        "levers": dict(case.levers) if config.case_levers else {},
+        "levers": applied_levers(case, config),
     }
     latency = untrained_latency(units[0], config)
     return write_report(out, data, records, primary, latency, extra, n_boot=n_boot)
@@ -97,17 +104,17 @@ def lever_effect(
     if any(not np.array_equal(a.blocks, b.blocks) for a, b in zip(*records, strict=True)):
         raise ValueError(f"{case.name}: the runs with and without the levers test other windows")
     with_levers, without = (Pool(r, n_boot, seed=0) for r in records)
-    found: dict[str, Any] = {"levers": dict(case.levers)}
+    models: dict[str, Any] = {}
     for name in sorted(set(with_levers.references) & set(without.references)):
         a, b = with_levers.references[name], without.references[name]
         diff = with_levers.boot.statistic(lambda x, y: x - y, a, b)
-        found[name] = {
+        models[name] = {
             "with": float(a.mean()),
             "without": float(b.mean()),
             "difference": diff.value,
             "ci": diff.as_list(),
         }
-    return found
+    return {"levers": dict(case.levers), "models": models}
 
 
 def pair_comparisons(

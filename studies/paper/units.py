@@ -100,6 +100,11 @@ def for_case(case: Case, config: StudyConfig) -> StudyConfig:
     return replace(config, tag=PAPER_MODELS_TAG)
 
 
+def applied_levers(case: Case, config: StudyConfig) -> dict[str, object]:
+    """The case's levers this config's runs get (none with --paper-models)."""
+    return dict(case.levers) if config.case_levers else {}
+
+
 def case_of(name: str) -> Case:
     return SYNTHETIC_CASE if name == SYNTHETIC_CASE.name else CASES[name]
 
@@ -136,8 +141,7 @@ def unit_settings(unit: Unit, config: StudyConfig) -> Settings:
     shared = case.n_groups if many else 1
     data = replace(settings.data, fold=fold.name, shared_groups=shared, **case.data)  # type: ignore[arg-type]
     sites = {"sites": shared} if config.all_sites else {}
-    levers = case.levers if config.case_levers else {}
-    overrides = {"n_steps": case.n_steps, **sites, **levers, **config.model}
+    overrides = {"n_steps": case.n_steps, **sites, **applied_levers(case, config), **config.model}
     model = replace(settings.model, n_vnfs=case.n_vnfs, **overrides)
     settings = replace(settings, data=data, model=model, save_models=False)
     settings = replace(

@@ -80,15 +80,16 @@ def test_the_study_reports_the_levers_on_the_test_windows(
     paper.main([*args, "--results", str(tmp_path / "RESULTS.md")])  # both cached: compared
     effect = json.loads(summary.read_text())["lever_effect"]
     assert effect["levers"] == {"calendar": True}
+    models = effect["models"]
     for name in ("all_remote", "all_local", "centralized_lstm", "lightgbm", "last_value"):
-        row = effect[name]
+        row = models[name]
         low, high = row["ci"]
         assert row["difference"] == pytest.approx(row["with"] - row["without"])
         assert low <= row["difference"] <= high
     # the models the calendar does not reach are the same models, trained the same way
-    assert effect["lightgbm"]["difference"] == 0.0
-    assert effect["last_value"]["difference"] == 0.0
-    assert effect["all_remote"]["difference"] != 0.0
+    assert models["lightgbm"]["difference"] == 0.0
+    assert models["last_value"]["difference"] == 0.0
+    assert models["all_remote"]["difference"] != 0.0
     page = (tmp_path / "RESULTS.md").read_text()
     assert "### The levers on the test windows (`calendar=True` minus `--paper-models`)" in page
     assert "Models: `DDNNConfig.paper()` with `calendar=True`" in page

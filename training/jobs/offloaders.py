@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -222,7 +221,7 @@ def policy_scores(
     torch.manual_seed(seed)
     edge = ddnn.edge if ddnn is not None else None
     parts = []
-    with eval_mode(edge) if edge is not None else nullcontext():
+    with eval_mode(edge):
         for chunk in inputs.split(EVAL_CHUNK):
             evidence = Evidence(
                 len(chunk),
@@ -343,7 +342,8 @@ def train_classifier(
     """The paper's ML offloader for one C_T: P(local), labels local iff C_L - C_R <= C_T.
     `features`: the windows' fit_features, if already computed."""
     config = offloader_config(model, training, OFFLOADER_NETWORKS[ML.name])
-    features = features or fit_features(config, train, val, ddnn)
+    if features is None:
+        features = fit_features(config, train, val, ddnn)
     net = _fit_classifier(config, training, features, (train[1], val[1]), [transmission_cost])
     return net, classifier_metrics(net, train, val, transmission_cost, ddnn)
 
@@ -365,7 +365,8 @@ def train_ct_input_classifier(
         offloader_config(model, training, OFFLOADER_NETWORKS[ML.name]),
         transmission_cost_input=True,
     )
-    features = features or fit_features(config, train, val, ddnn)
+    if features is None:
+        features = fit_features(config, train, val, ddnn)
     return _fit_classifier(config, training, features, (train[1], val[1]), transmission_costs)
 
 
