@@ -14,10 +14,8 @@ routes here.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import re
-import threading
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -27,6 +25,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from service.collector import paused
 
 M = TypeVar("M", bound=BaseModel)
 P = ParamSpec("P")
@@ -43,41 +43,16 @@ async def read_body(model: type[M], body: bytes) -> M:
 
 
 async def off_loop(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run `function` on a worker thread with the cyclic garbage collector paused.
+    """Run `function` on a worker thread with the cyclic garbage collector paused
+    (service.collector.paused: the work of a large body, millions of floats in lists or tens of
+    thousands of result models, would trigger full collections that stall the event loop,
+    measured 150-350 ms at a time)."""
 
-    The work of a large body (millions of floats in lists, tens of thousands of result models)
-    triggers full collections, each of which walks every live object holding the GIL: measured,
-    the event loop stalled 150-350 ms at a time. Paused, those objects are freed by reference
-    counting as usual and the collector resumes when the last such job ends."""
-
-    def paused() -> R:
-        with _PAUSE:
+    def without_collector() -> R:
+        with paused():
             return function(*args, **kwargs)
 
-    return await asyncio.to_thread(paused)
-
-
-class _CollectorPause:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs = 0
-        self._was_enabled = True
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._jobs == 0:
-                self._was_enabled = gc.isenabled()
-                gc.disable()
-            self._jobs += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._jobs -= 1
-            if self._jobs == 0 and self._was_enabled:
-                gc.enable()
-
-
-_PAUSE = _CollectorPause()
+    return await asyncio.to_thread(without_collector)
 
 
 def parse_body(model: type[M], body: bytes) -> M:

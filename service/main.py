@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi import HTTPException as FastAPIHTTPException
 from fastapi.exceptions import RequestValidationError
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +39,10 @@ from service.runtime import (
 )
 
 logger = logging.getLogger(__name__)
+
+# DDNN_OTEL=false: FastAPI's native OpenTelemetry off (it looks up three global providers per
+# request even when none is configured)
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 ERROR_CODES = {
     400: "bad_request",
@@ -83,6 +88,7 @@ def create_app(
             "compressed features z to the cloud model. Every answer explains itself."
         ),
         lifespan=lifespan,
+        telemetry=None if settings.otel else NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -36,6 +36,7 @@ from registry import (
 )
 from service.allocation import Prediction, coalescer_for, predict
 from service.cloud import CloudLink, LocalCloud, RemoteCloud, SimulatedLink
+from service.collector import settle
 from service.config import Settings
 from service.metrics import ServiceMetrics
 from service.pair import PolicyOptions, ServingPair, place_models
@@ -332,7 +333,27 @@ class ServiceRuntime:
             task = asyncio.create_task(_retire(previous))
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)
+            task.add_done_callback(self._settle_after_retiring)
+        self._settle()
         return previous
+
+    def _settle(self) -> None:
+        """Freeze what is alive (the new pair with it) out of the cyclic collector's full
+        passes, which would otherwise stall the loop under load (service.collector)."""
+        if self.settings.gc_freeze:
+            started = time.perf_counter()
+            frozen = settle()
+            logger.info(
+                "froze %d objects out of the collector's full passes in %.2f s",
+                frozen,
+                time.perf_counter() - started,
+            )
+
+    def _settle_after_retiring(self, task: asyncio.Task[None]) -> None:
+        """The retired pair was frozen with everything else at the swap: settle again, so that
+        its objects are collected rather than kept frozen."""
+        if not task.cancelled():
+            self._settle()
 
     async def reload(self) -> tuple[ServingPair | None, ServingPair, bool]:
         """Load the alias's pair completely, then swap; keep the old pair if anything fails."""

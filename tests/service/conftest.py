@@ -140,6 +140,9 @@ def make_settings(**overrides: object) -> Settings:
         "load_retry_initial_s": 0.05,
         "load_retry_max_s": 0.2,
         "startup_load_timeout_s": 30.0,
+        # a full collection per app start would add minutes to the suite; test_collector.py
+        # turns it on, and the end-to-end processes run with the default (on)
+        "gc_freeze": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

@@ -687,3 +687,26 @@ def test_post_reload_dependency_override_settings_checked(client: TestClient) ->
         assert client.post("/v1/models/reload", headers={"X-API-Key": "other"}).status_code == 200
     finally:
         app.dependency_overrides.clear()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("otel", "looked_up"), [(False, False), (True, True)])
+def test_fastapi_telemetry_is_looked_up_per_request_only_when_set(
+    client_factory: Callable[..., TestClient],
+    monkeypatch: pytest.MonkeyPatch,
+    otel: bool,
+    looked_up: bool,
+) -> None:
+    """DDNN_OTEL=false (the default): no OpenTelemetry provider lookup on a request."""
+    from opentelemetry import trace
+
+    client = client_factory(make_settings(otel=otel))
+    lookups: list[int] = []
+    provider = trace.get_tracer_provider
+
+    def counted() -> trace.TracerProvider:
+        lookups.append(1)
+        return provider()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", counted)
+    assert client.post("/v1/allocations", json={"demand": demand_payload(N, K)}).status_code == 200
+    assert bool(lookups) is looked_up
