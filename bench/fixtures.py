@@ -211,7 +211,9 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], log_path: Path, ready_url: str) -> Iterator[None]:
+def process(
+    args: list[str], env: dict[str, str], log_path: Path, ready_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a process group, wait until ready_url answers 200, end the group afterwards."""
     with log_path.open("wb") as out:
         proc = subprocess.Popen(args, env=env, cwd=log_path.parent, stdout=out, stderr=out,
@@ -229,7 +231,7 @@ def process(args: list[str], env: dict[str, str], log_path: Path, ready_url: str
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{ready_url} not ready: {log_path.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield
+        yield proc
     finally:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:

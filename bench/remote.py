@@ -1,7 +1,11 @@
 """Remote decisions at 64 concurrent clients with the paper's 42.46 ms RTT, in several setups:
 the cloud in-process behind a simulated round trip (asyncio.sleep), or a cloud-role process
 behind a TCP proxy that delays each direction by half the RTT (bench/delay_proxy.py); float32 or
-int8 cloud; one or two torch threads for the cloud; paper-size or `make run`'s model."""
+int8 cloud; one or two torch threads for the cloud; paper-size or `make run`'s model.
+
+Every setup is measured in `rounds` interleaved rounds (round 1 runs each setup once, then
+round 2, ...): on a shared 2-core machine the same setup's rate moves by tens of percent from
+one minute to the next, so a lever's A/B (`AB`) is a ratio paired by round, with its interval."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -28,6 +33,7 @@ from fixtures import child_env, free_port, process  # noqa: E402
 
 from ddnn.config import PAPER_RTT_MS  # noqa: E402
 from ddnn.policies import REMOTE  # noqa: E402
+from studies.ablation.report import T_975  # noqa: E402
 
 log = logging.getLogger("bench")
 CLIENTS = 64
@@ -41,6 +47,7 @@ class Setup:
     precision: str = "float32"
     cloud_threads: int = 1
     coalesce: bool = False  # DDNN_EDGE_COALESCE (the service's default: off)
+    gc_freeze: bool = True  # DDNN_GC_FREEZE (the service's default: on)
 
 
 SETUPS = (
@@ -56,8 +63,21 @@ SETUPS = (
         "simulated",
         coalesce=True,
     ),
+    Setup(
+        "make run model, cloud in-process, collector not frozen",
+        "small",
+        "simulated",
+        gc_freeze=False,
+    ),
     Setup("make run model, cloud process behind the RTT proxy", "small", "process"),
 )
+BASELINE = "make run model, cloud in-process (simulated RTT)"
+# each lever's A/B: (the service's default, the other setting), measured in the same rounds
+AB = (
+    (BASELINE, "make run model, cloud in-process, edge coalescing on"),
+    (BASELINE, "make run model, cloud in-process, collector not frozen"),
+)
+OTHER_ARMS = frozenset(other for _, other in AB)  # not the default: no target of their own
 
 
 def service_env(port: int, uri: str, **extra: str) -> dict[str, str]:
@@ -72,16 +92,19 @@ def service_env(port: int, uri: str, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def serving(setup: Setup, uri: str, root: Path) -> Iterator[int]:
-    """The setup's processes; yields the port to send allocations to."""
+def serving(setup: Setup, uri: str, root: Path) -> Iterator[tuple[int, list[int]]]:
+    """The setup's processes; yields the port to send allocations to and the pids of the
+    service's processes (edge, and cloud when apart; not the proxy)."""
     service = [sys.executable, "-m", "service"]
     tuning = {
         "DDNN_CLOUD_PRECISION": setup.precision,
         "DDNN_EDGE_COALESCE": str(setup.coalesce).lower(),
+        "DDNN_GC_FREEZE": str(setup.gc_freeze).lower(),
     }
     edge_port = free_port()
     name = setup.label.replace(" ", "-").replace(",", "").replace("(", "").replace(")", "")
     with ExitStack() as stack:
+        pids: list[int] = []
         if setup.cloud == "simulated":
             env = service_env(edge_port, uri, DDNN_RTT_MS=str(PAPER_RTT_MS), **tuning)
         else:
@@ -92,7 +115,10 @@ def serving(setup: Setup, uri: str, root: Path) -> Iterator[int]:
                 OMP_NUM_THREADS=str(setup.cloud_threads),
             )
             url = f"http://127.0.0.1:{cloud_port}/readyz"
-            stack.enter_context(process(service, cloud_env, root / f"{name}-cloud.log", url))
+            cloud = stack.enter_context(
+                process(service, cloud_env, root / f"{name}-cloud.log", url)
+            )
+            pids.append(cloud.pid)
             proxy = [sys.executable, str(REPO / "bench" / "delay_proxy.py"), "--listen",
                      str(proxy_port), "--target", str(cloud_port), "--delay-ms",
                      str(PAPER_RTT_MS / 2)]  # fmt: skip
@@ -102,8 +128,8 @@ def serving(setup: Setup, uri: str, root: Path) -> Iterator[int]:
                 edge_port, uri, DDNN_ROLE="edge", DDNN_CLOUD_URL=f"http://127.0.0.1:{proxy_port}"
             )
         url = f"http://127.0.0.1:{edge_port}/readyz"
-        stack.enter_context(process(service, env, root / f"{name}-edge.log", url))
-        yield edge_port
+        edge = stack.enter_context(process(service, env, root / f"{name}-edge.log", url))
+        yield edge_port, [edge.pid, *pids]
 
 
 async def remote_load(
@@ -122,14 +148,17 @@ async def remote_load(
     ]
     latencies: list[float] = []
     answers: list[bytes] = []
+    served = 0  # every answer, the warm-up's too (for the CPU per answer)
     statuses: dict[int, int] = defaultdict(int)
 
     async def worker(request: bytes, until: float, record: bool) -> None:
+        nonlocal served
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while time.perf_counter() < until:
                 started = time.perf_counter()
                 status, answer = await raw_async(reader, writer, request)
+                served += 1
                 if record:
                     latencies.append((time.perf_counter() - started) * 1e3)
                     statuses[status] += 1
@@ -158,15 +187,56 @@ async def remote_load(
         "exits": dict(exits),
         "errors": sum(n for s, n in statuses.items() if s != 200),
         "stages": stage,
+        "served": served,
     }
 
 
 def measure_setups(
-    setups: tuple[Setup, ...], uris: dict[str, str], windows: np.ndarray, seconds: float, root: Path
-) -> list[tuple[Setup, dict[str, Any]]]:
-    results = []
-    for setup in setups:
-        log.info("remote load: %s", setup.label)
-        with serving(setup, uris[setup.size], root) as port:
-            results.append((setup, asyncio.run(remote_load(port, windows, CLIENTS, seconds))))
-    return results
+    setups: tuple[Setup, ...],
+    uris: dict[str, str],
+    windows: np.ndarray,
+    seconds: float,
+    root: Path,
+    rounds: int,
+) -> list[tuple[Setup, list[dict[str, Any]]]]:
+    """Each setup's measures, one per round; the rounds interleave the setups."""
+    runs: dict[Setup, list[dict[str, Any]]] = {setup: [] for setup in setups}
+    for round_ in range(rounds):
+        for setup in setups:
+            log.info("remote load, round %d of %d: %s", round_ + 1, rounds, setup.label)
+            with serving(setup, uris[setup.size], root) as (port, pids):
+                before = _cpu_seconds(pids)
+                measured = asyncio.run(remote_load(port, windows, CLIENTS, seconds))
+                # the warm-up's answers and CPU both counted
+                measured["cpu_ms"] = (_cpu_seconds(pids) - before) / measured["served"] * 1e3
+                runs[setup].append(measured)
+    return list(runs.items())
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round whose rate is the median (the lower middle one for an even count)."""
+    ranked = sorted(runs, key=lambda r: float(r["rate"]))
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def paired_ratio(
+    default: list[dict[str, Any]], other: list[dict[str, Any]], key: str = "rate"
+) -> dict[str, Any]:
+    """other / default of a measure (remote rate, cpu_ms), round by round: the geometric mean
+    and a 95 % t-interval (on the log ratios; None with a single round)."""
+    logs = np.log([o[key] / d[key] for d, o in zip(default, other, strict=True)])
+    mean = float(logs.mean())
+    interval = None
+    if logs.size > 1:
+        t = T_975.get(logs.size - 1, 1.96)
+        half = float(t * logs.std(ddof=1) / np.sqrt(logs.size))
+        interval = (float(np.exp(mean - half)), float(np.exp(mean + half)))
+    return {"ratio": float(np.exp(mean)), "ci": interval, "each": np.exp(logs).tolist()}

@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO))
 
 from measures import LOCAL_ROW, WARM_ML, HttpxP50, Row  # noqa: E402
 from quantization import report_lines as quantization_lines  # noqa: E402
-from remote import CLIENTS  # noqa: E402
+from remote import AB, CLIENTS, OTHER_ARMS, median_run, paired_ratio  # noqa: E402
 
 from ddnn.config import PAPER_RTT_MS  # noqa: E402
 from ddnn.policies import COST_AWARE, ML, REMOTE  # noqa: E402
@@ -118,14 +118,15 @@ def _targets(results: dict[str, Any]) -> list[str]:
     decision = results["decision_us"]
     remote = [
         _target(
-            f"{REMOTE.name} decisions at {CLIENTS} clients, RTT {PAPER_RTT_MS} ms: {setup.label}",
-            measured["rate"],
+            f"{REMOTE.name} decisions at {CLIENTS} clients, RTT {PAPER_RTT_MS} ms: {setup.label}"
+            f" (median of {len(runs)} rounds)",
+            median_run(runs)["rate"],
             "/s",
             1000.0,
             True,
         )
-        for setup, measured in results["remote"]
-        if not setup.coalesce  # the setup with coalescing is its A/B's other arm, not a target
+        for setup, runs in results["remote"]
+        if setup.label not in OTHER_ARMS  # an A/B's other arm is not the service's default
     ]
     return [
         "## Targets",
@@ -156,7 +157,8 @@ def _targets(results: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
-def _remote(measured: list[tuple[Any, dict[str, Any]]]) -> list[str]:
+def _remote(measured: list[tuple[Any, list[dict[str, Any]]]]) -> list[str]:
+    rounds = len(measured[0][1]) if measured else 0
     lines = [
         f"## Remote decisions at {CLIENTS} concurrent clients, RTT {PAPER_RTT_MS} ms",
         "",
@@ -165,22 +167,55 @@ def _remote(measured: list[tuple[Any, dict[str, Any]]]) -> list[str]:
         "service's process behind an awaited round trip; `process`: a cloud-role process "
         "(`DDNN_ROLE=cloud`) reached through a TCP proxy that delays each direction by half the "
         "RTT (bench/delay_proxy.py), the edge calling it with `DDNN_CLOUD_URL`. Remote/s counts "
-        "answers from the cloud (a local fallback is not a remote decision). The edge runs "
-        "one edge pass per request (the default) unless the label says it coalesces the "
-        "passes of concurrent requests (`DDNN_EDGE_COALESCE`, service/coalesce.py): the two "
-        "`make run model, cloud in-process` rows are that lever's A/B in one run.",
+        "answers from the cloud (a local fallback is not a remote decision). Each setup ran "
+        f"{rounds} times, in interleaved rounds: remote/s is the median round's (every round's "
+        "in brackets), and the latencies and stages are that round's. CPU ms per answer: the "
+        "service's processes (edge, and cloud when apart), all their threads, per answer; on a "
+        "shared machine it moves less than the rate does.",
         "",
-        "| setup | remote/s | of the limit | p50 ms | p99 ms | exits | errors | server stages "
-        "(median ms) |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+        "| setup | remote/s | of the limit | p50 ms | p99 ms | CPU ms per answer | exits | "
+        "errors | server stages (median ms) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
     ]
-    for setup, r in measured:
+    for setup, runs in measured:
+        r = median_run(runs)
+        each = ", ".join(f"{run['rate']:,.0f}" for run in runs)
         stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
+        cpu = sorted(run["cpu_ms"] for run in runs)[(len(runs) - 1) // 2]
         lines.append(
-            f"| {setup.label} | {r['rate']:,.0f} | {r['rate'] / RTT_LIMIT:.0%} | {r['p50']:.1f} "
-            f"| {r['p99']:.1f} | {r['exits']} | {r['errors']} | {stages} |"
+            f"| {setup.label} | {r['rate']:,.0f} [{each}] | {r['rate'] / RTT_LIMIT:.0%} | "
+            f"{r['p50']:.1f} | {r['p99']:.1f} | {cpu:.2f} | {r['exits']} | {r['errors']} | "
+            f"{stages} |"
         )
+    return [*lines, "", *_levers(dict(measured))]
+
+
+def _levers(runs: dict[Any, list[dict[str, Any]]]) -> list[str]:
+    """Each lever's A/B: the other setting's rate over the default's, paired by round."""
+    by_label = {setup.label: measured for setup, measured in runs.items()}
+    rows = [(a, b) for a, b in AB if a in by_label and b in by_label]
+    if not rows:
+        return []
+    lines = [
+        "Levers, each against the service's default in the same rounds: other / default, "
+        "paired by round (geometric mean over rounds, 95 % t-interval on the log ratios; each "
+        "round's ratio after it):",
+        "",
+        "| default | other setting | remote/s ratio | CPU ms per answer ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    for default, other in rows:
+        cells = [
+            _ratio(paired_ratio(by_label[default], by_label[other], key))
+            for key in ("rate", "cpu_ms")
+        ]
+        lines.append(f"| {default} | {other} | {cells[0]} | {cells[1]} |")
     return [*lines, ""]
+
+
+def _ratio(ab: dict[str, Any]) -> str:
+    ci = f" [{ab['ci'][0]:.2f}, {ab['ci'][1]:.2f}]" if ab["ci"] else ""
+    return f"{ab['ratio']:.2f}{ci} ({', '.join(f'{x:.2f}' for x in ab['each'])})"
 
 
 def _batch_notes(results: dict[str, Any]) -> list[str]:

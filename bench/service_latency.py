@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         results |= single_and_batch(models, windows, root / "paper", uris["paper"], args)
         chosen = tuple(s for s in SETUPS if args.setups == "all" or s.cloud == "simulated")
-        results["remote"] = measure_setups(chosen, uris, windows, args.seconds, root)
+        results["remote"] = measure_setups(chosen, uris, windows, args.seconds, root, args.rounds)
     results["quantization"] = quantization(args)
     results["load_end"] = os.getloadavg()[0]
     results["seconds"] = time.perf_counter() - started
@@ -180,6 +180,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="single requests per policy")
     parser.add_argument("--seconds", type=float, default=8.0, help="each 64-client load window")
     parser.add_argument("--setups", choices=("all", "simulated"), default="all")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of the remote setups"
+    )
     parser.add_argument(
         "--train", default="small,paper", help="profiles to train for int8 vs float32 ('' skips)"
     )
