@@ -48,6 +48,7 @@ class Setup:
     cloud_threads: int = 1
     coalesce: bool = False  # DDNN_EDGE_COALESCE (the service's default: off)
     gc_freeze: bool = True  # DDNN_GC_FREEZE (the service's default: on)
+    batch_wait_ms: float = 5.0  # DDNN_CLOUD_BATCH_WAIT_MS (the service's default: 5)
 
 
 SETUPS = (
@@ -69,6 +70,19 @@ SETUPS = (
         "simulated",
         gc_freeze=False,
     ),
+    Setup(
+        "make run model, cloud in-process, no cloud batch wait",
+        "small",
+        "simulated",
+        batch_wait_ms=0.0,
+    ),
+    Setup(
+        "make run model, cloud in-process, edge coalescing on, no cloud batch wait",
+        "small",
+        "simulated",
+        coalesce=True,
+        batch_wait_ms=0.0,
+    ),
     Setup("make run model, cloud process behind the RTT proxy", "small", "process"),
 )
 BASELINE = "make run model, cloud in-process (simulated RTT)"
@@ -76,6 +90,8 @@ BASELINE = "make run model, cloud in-process (simulated RTT)"
 AB = (
     (BASELINE, "make run model, cloud in-process, edge coalescing on"),
     (BASELINE, "make run model, cloud in-process, collector not frozen"),
+    (BASELINE, "make run model, cloud in-process, no cloud batch wait"),
+    (BASELINE, "make run model, cloud in-process, edge coalescing on, no cloud batch wait"),
 )
 OTHER_ARMS = frozenset(other for _, other in AB)  # not the default: no target of their own
 
@@ -100,6 +116,7 @@ def serving(setup: Setup, uri: str, root: Path) -> Iterator[tuple[int, list[int]
         "DDNN_CLOUD_PRECISION": setup.precision,
         "DDNN_EDGE_COALESCE": str(setup.coalesce).lower(),
         "DDNN_GC_FREEZE": str(setup.gc_freeze).lower(),
+        "DDNN_CLOUD_BATCH_WAIT_MS": str(setup.batch_wait_ms),
     }
     edge_port = free_port()
     name = setup.label.replace(" ", "-").replace(",", "").replace("(", "").replace(")", "")

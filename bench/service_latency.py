@@ -60,7 +60,7 @@ from measures import (  # noqa: E402
     parity,
 )
 from quantization import cloud_speed, cost_change  # noqa: E402
-from remote import SETUPS, measure_setups  # noqa: E402
+from remote import AB, SETUPS, Setup, measure_setups  # noqa: E402
 from report import report  # noqa: E402
 
 from ddnn.config import PAPER_RTT_MS  # noqa: E402
@@ -137,6 +137,12 @@ def single_and_batch(
     return results
 
 
+def chosen_setup(setup: Setup, which: str) -> bool:
+    if which == "levers":
+        return any(setup.label in pair for pair in AB)
+    return which == "all" or setup.cloud == "simulated"
+
+
 def quantization(args: argparse.Namespace) -> tuple[list[Any], list[Any]] | None:
     if not args.train:
         return None
@@ -167,7 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "small": register(build_models("small"), root / "small"),
         }
         results |= single_and_batch(models, windows, root / "paper", uris["paper"], args)
-        chosen = tuple(s for s in SETUPS if args.setups == "all" or s.cloud == "simulated")
+        chosen = tuple(s for s in SETUPS if chosen_setup(s, args.setups))
         results["remote"] = measure_setups(chosen, uris, windows, args.seconds, root, args.rounds)
     results["quantization"] = quantization(args)
     results["load_end"] = os.getloadavg()[0]
@@ -179,7 +185,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="single requests per policy")
     parser.add_argument("--seconds", type=float, default=8.0, help="each 64-client load window")
-    parser.add_argument("--setups", choices=("all", "simulated"), default="all")
+    parser.add_argument(
+        "--setups",
+        choices=("all", "simulated", "levers"),
+        default="all",
+        help="levers: only the A/B setups of remote.AB (the make run model, in-process)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds of the remote setups"
     )
