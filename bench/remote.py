@@ -46,9 +46,9 @@ class Setup:
     cloud: str  # "simulated" (in-process) or "process" (a cloud-role process behind the proxy)
     precision: str = "float32"
     cloud_threads: int = 1
-    coalesce: bool = False  # DDNN_EDGE_COALESCE (the service's default: off)
+    coalesce: bool = True  # DDNN_EDGE_COALESCE (the service's default: on)
     gc_freeze: bool = True  # DDNN_GC_FREEZE (the service's default: on)
-    batch_wait_ms: float = 5.0  # DDNN_CLOUD_BATCH_WAIT_MS (the service's default: 5)
+    batch_wait_ms: float = 0.0  # DDNN_CLOUD_BATCH_WAIT_MS (the service's default: 0)
 
 
 SETUPS = (
@@ -59,10 +59,23 @@ SETUPS = (
     Setup("paper, cloud process, int8", "paper", "process", "int8"),
     Setup("make run model, cloud in-process (simulated RTT)", "small", "simulated"),
     Setup(
-        "make run model, cloud in-process, edge coalescing on",
+        "make run model, cloud in-process, edge coalescing off",
         "small",
         "simulated",
-        coalesce=True,
+        coalesce=False,
+    ),
+    Setup(
+        "make run model, cloud in-process, cloud batch wait 5 ms",
+        "small",
+        "simulated",
+        batch_wait_ms=5.0,
+    ),
+    Setup(
+        "make run model, cloud in-process, coalescing off, wait 5 ms (the former defaults)",
+        "small",
+        "simulated",
+        coalesce=False,
+        batch_wait_ms=5.0,
     ),
     Setup(
         "make run model, cloud in-process, collector not frozen",
@@ -70,28 +83,15 @@ SETUPS = (
         "simulated",
         gc_freeze=False,
     ),
-    Setup(
-        "make run model, cloud in-process, no cloud batch wait",
-        "small",
-        "simulated",
-        batch_wait_ms=0.0,
-    ),
-    Setup(
-        "make run model, cloud in-process, edge coalescing on, no cloud batch wait",
-        "small",
-        "simulated",
-        coalesce=True,
-        batch_wait_ms=0.0,
-    ),
     Setup("make run model, cloud process behind the RTT proxy", "small", "process"),
 )
 BASELINE = "make run model, cloud in-process (simulated RTT)"
 # each lever's A/B: (the service's default, the other setting), measured in the same rounds
 AB = (
-    (BASELINE, "make run model, cloud in-process, edge coalescing on"),
+    (BASELINE, "make run model, cloud in-process, edge coalescing off"),
+    (BASELINE, "make run model, cloud in-process, cloud batch wait 5 ms"),
+    (BASELINE, "make run model, cloud in-process, coalescing off, wait 5 ms (the former defaults)"),
     (BASELINE, "make run model, cloud in-process, collector not frozen"),
-    (BASELINE, "make run model, cloud in-process, no cloud batch wait"),
-    (BASELINE, "make run model, cloud in-process, edge coalescing on, no cloud batch wait"),
 )
 OTHER_ARMS = frozenset(other for _, other in AB)  # not the default: no target of their own
 
