@@ -46,7 +46,7 @@ class Setup:
     cloud: str  # "simulated" (in-process) or "process" (a cloud-role process behind the proxy)
     precision: str = "float32"
     cloud_threads: int = 1
-    coalesce: bool = True  # DDNN_EDGE_COALESCE (the service's default: on)
+    coalesce: bool = False  # DDNN_EDGE_COALESCE (the service's default: off)
     gc_freeze: bool = True  # DDNN_GC_FREEZE (the service's default: on)
     batch_wait_ms: float = 0.0  # DDNN_CLOUD_BATCH_WAIT_MS (the service's default: 0)
 
@@ -54,27 +54,21 @@ class Setup:
 SETUPS = (
     Setup("paper, cloud in-process (simulated RTT)", "paper", "simulated"),
     Setup("paper, cloud in-process, int8", "paper", "simulated", "int8"),
+    Setup("paper, cloud in-process, edge coalescing on", "paper", "simulated", coalesce=True),
     Setup("paper, cloud process behind the RTT proxy", "paper", "process"),
     Setup("paper, cloud process, 2 torch threads", "paper", "process", cloud_threads=2),
     Setup("paper, cloud process, int8", "paper", "process", "int8"),
     Setup("make run model, cloud in-process (simulated RTT)", "small", "simulated"),
     Setup(
-        "make run model, cloud in-process, edge coalescing off",
+        "make run model, cloud in-process, edge coalescing on",
         "small",
         "simulated",
-        coalesce=False,
+        coalesce=True,
     ),
     Setup(
-        "make run model, cloud in-process, cloud batch wait 5 ms",
+        "make run model, cloud in-process, cloud batch wait 5 ms (the former default)",
         "small",
         "simulated",
-        batch_wait_ms=5.0,
-    ),
-    Setup(
-        "make run model, cloud in-process, coalescing off, wait 5 ms (the former defaults)",
-        "small",
-        "simulated",
-        coalesce=False,
         batch_wait_ms=5.0,
     ),
     Setup(
@@ -86,11 +80,12 @@ SETUPS = (
     Setup("make run model, cloud process behind the RTT proxy", "small", "process"),
 )
 BASELINE = "make run model, cloud in-process (simulated RTT)"
+PAPER_BASELINE = "paper, cloud in-process (simulated RTT)"
 # each lever's A/B: (the service's default, the other setting), measured in the same rounds
 AB = (
-    (BASELINE, "make run model, cloud in-process, edge coalescing off"),
-    (BASELINE, "make run model, cloud in-process, cloud batch wait 5 ms"),
-    (BASELINE, "make run model, cloud in-process, coalescing off, wait 5 ms (the former defaults)"),
+    (PAPER_BASELINE, "paper, cloud in-process, edge coalescing on"),
+    (BASELINE, "make run model, cloud in-process, edge coalescing on"),
+    (BASELINE, "make run model, cloud in-process, cloud batch wait 5 ms (the former default)"),
     (BASELINE, "make run model, cloud in-process, collector not frozen"),
 )
 OTHER_ARMS = frozenset(other for _, other in AB)  # not the default: no target of their own

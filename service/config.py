@@ -93,17 +93,16 @@ class Settings(BaseSettings):
     cloud_retry_after_s: float = Field(default=5.0, ge=0)
     # dynamic batching: wait at most this long for others to join a cloud pass (0: a pass
     # starts as soon as the worker is free, with whatever queued while it was busy). 0 by
-    # measurement: with edge coalescing, 1.13x [1.03, 1.24] the remote decisions/s of 5 ms
-    # without it, for 0.89x the CPU per answer (bench/levers.md, 5 interleaved rounds)
+    # measurement: 5 ms gave 0.87x-0.97x the remote decisions/s (bench/levers.md, results.md)
     cloud_batch_wait_ms: float = Field(default=0.0, ge=0)
     cloud_max_batch: int = Field(default=256, ge=1)
 
     # --- edge ----------------------------------------------------------------------------
     # stack the edge passes of small requests that are ready in the same event-loop iteration
-    # into one pass (service.coalesce): no timer, so a lone request waits for nothing. On by
-    # measurement, with no cloud batch wait (above); with the 5 ms wait it saved CPU but lowered
-    # remote decisions/s, 0.87x [0.79, 0.96] (bench/levers.md)
-    edge_coalesce: bool = True
+    # into one pass (service.coalesce): no timer, so a lone request waits for nothing. Off by
+    # measurement: it saves CPU per answer, but with the paper-size cloud it cut remote
+    # decisions/s to about 0.7x (bench/results.md's paired rounds)
+    edge_coalesce: bool = False
 
     # --- limits and admin ----------------------------------------------------------------
     max_batch: int = Field(default=4096, ge=1)  # windows per batch request

@@ -201,8 +201,8 @@ def test_concurrent_http_requests_share_edge_passes() -> None:
 def test_edge_coalesce_gives_the_pair_a_coalescer_only_when_on(
     client_factory: Callable[..., TestClient],
 ) -> None:
-    on = client_factory(make_settings())  # the default: on
-    off = client_factory(make_settings(edge_coalesce=False))
+    on = client_factory(make_settings(edge_coalesce=True))
+    off = client_factory(make_settings())  # the default: off
     assert on.app.state.runtime.pair.coalescer is not None  # type: ignore[attr-defined]
     assert off.app.state.runtime.pair.coalescer is None  # type: ignore[attr-defined]
     body = {"demand": demand_payload(N, K), "policy": "local"}
