@@ -93,15 +93,17 @@ class Settings(BaseSettings):
     cloud_retry_after_s: float = Field(default=5.0, ge=0)
     # dynamic batching: wait at most this long for others to join a cloud pass (0: a pass
     # starts as soon as the worker is free, with whatever queued while it was busy). 0 by
-    # measurement: 5 ms gave 0.87x-0.97x the remote decisions/s (bench/levers.md, results.md)
+    # measurement, make run's model: 5 ms gave 0.86x [0.81, 0.92] the remote decisions/s in
+    # bench/levers.md (5 paired rounds), 0.96x [0.71, 1.28] in bench/results.md (3 rounds)
     cloud_batch_wait_ms: float = Field(default=0.0, ge=0)
     cloud_max_batch: int = Field(default=256, ge=1)
 
     # --- edge ----------------------------------------------------------------------------
     # stack the edge passes of small requests that are ready in the same event-loop iteration
     # into one pass (service.coalesce): no timer, so a lone request waits for nothing. Off by
-    # measurement: it saves CPU per answer, but with the paper-size cloud it cut remote
-    # decisions/s to about 0.7x (bench/results.md's paired rounds)
+    # measurement: it can save CPU per answer, but with the paper-size cloud it cut remote
+    # decisions/s to 0.68x [0.47, 0.99] (3 paired rounds; 0.81x [0.54, 1.23] in
+    # bench/results.md), and it did not raise them with make run's model
     edge_coalesce: bool = False
 
     # --- limits and admin ----------------------------------------------------------------
