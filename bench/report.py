@@ -170,8 +170,8 @@ def _remote(measured: list[tuple[Any, list[dict[str, Any]]]]) -> list[str]:
         "answers from the cloud (a local fallback is not a remote decision). Each setup ran "
         f"{rounds} times, in interleaved rounds: remote/s is the median round's (every round's "
         "in brackets), and the latencies and stages are that round's. CPU ms per answer: the "
-        "service's processes (edge, and cloud when apart), all their threads, per answer; on a "
-        "shared machine it moves less than the rate does.",
+        "service's processes (edge, and cloud when apart), all their threads, per answer (the "
+        "median over rounds).",
         "",
         "| setup | remote/s | of the limit | p50 ms | p99 ms | CPU ms per answer | exits | "
         "errors | server stages (median ms) |",
