@@ -235,8 +235,8 @@ def _cpu_seconds(pids: list[int]) -> float:
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The round whose rate is the median (the lower middle one for an even count)."""
-    ranked = sorted(runs, key=lambda r: float(r["rate"]))
-    return ranked[(len(ranked) - 1) // 2]
+    rate = statistics.median_low(float(r["rate"]) for r in runs)
+    return next(r for r in runs if float(r["rate"]) == rate)
 
 
 def paired_ratio(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -181,18 +182,18 @@ def _remote(measured: list[tuple[Any, list[dict[str, Any]]]]) -> list[str]:
         r = median_run(runs)
         each = ", ".join(f"{run['rate']:,.0f}" for run in runs)
         stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
-        cpu = sorted(run["cpu_ms"] for run in runs)[(len(runs) - 1) // 2]
+        cpu = statistics.median_low(run["cpu_ms"] for run in runs)
         lines.append(
             f"| {setup.label} | {r['rate']:,.0f} [{each}] | {r['rate'] / RTT_LIMIT:.0%} | "
             f"{r['p50']:.1f} | {r['p99']:.1f} | {cpu:.2f} | {r['exits']} | {r['errors']} | "
             f"{stages} |"
         )
-    return [*lines, "", *_levers(dict(measured))]
+    return [*lines, "", *_levers(measured)]
 
 
-def _levers(runs: dict[Any, list[dict[str, Any]]]) -> list[str]:
+def _levers(measured: list[tuple[Any, list[dict[str, Any]]]]) -> list[str]:
     """Each lever's A/B: the other setting's rate over the default's, paired by round."""
-    by_label = {setup.label: measured for setup, measured in runs.items()}
+    by_label = {setup.label: runs for setup, runs in measured}
     rows = [(a, b) for a, b in AB if a in by_label and b in by_label]
     if not rows:
         return []

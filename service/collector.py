@@ -3,8 +3,10 @@
 - ``settle()``: once the models are loaded, everything alive (the imported libraries, the
   loaded pair: about a million objects) is moved out of the collector's generations
   (``gc.freeze``). Without it, every full collection walks all of them holding the GIL:
-  measured under 64 clients of remote decisions, a 210-270 ms stall of the event loop every
-  1.6 s (nothing answered meanwhile, p99 300 ms); settled, a full collection takes 2-4 ms.
+  measured once under 64 clients of remote decisions (a ``gc.callbacks`` probe, not in the
+  repository), a 210-270 ms stall of the event loop every 1.6 s, nothing answered meanwhile;
+  settled, a full collection took 2-4 ms. Reproducible: bench/results.md's row with the
+  collector not frozen, whose p99 is about 300 ms against about 100 ms.
   ``settle`` first unfreezes and collects once, so garbage is never frozen, and an old pair,
   once retired, is collected by the next ``settle``. It costs one full collection (a few
   hundred ms) per load; ``DDNN_GC_FREEZE=false`` leaves the collector alone.

@@ -44,11 +44,12 @@ class Settings(BaseSettings):
     # event loop hand over quickly under load (measured: about 25% more remote throughput).
     switch_interval_ms: float = Field(default=0.5, gt=0)
     # after each load, freeze what is alive out of the cyclic collector's full passes
-    # (service.collector.settle): measured, it ends a 0.2 s stall of the loop every 1.6 s
+    # (service.collector.settle): unfrozen, the remote p99 is ~300 ms (bench/results.md)
     gc_freeze: bool = True
     # FastAPI's native OpenTelemetry (spans, metrics, logs through the global providers). Off:
     # the service's metrics are Prometheus' (/metrics), and even with no provider configured
-    # FastAPI looks the three providers up on every request (~5% of the event loop's time)
+    # FastAPI looks the three providers up on every request (~5% of the event loop's time in
+    # one py-spy profile of the remote load)
     otel: bool = False
 
     # --- models --------------------------------------------------------------------------
@@ -101,9 +102,9 @@ class Settings(BaseSettings):
     # --- edge ----------------------------------------------------------------------------
     # stack the edge passes of small requests that are ready in the same event-loop iteration
     # into one pass (service.coalesce): no timer, so a lone request waits for nothing. Off by
-    # measurement: it can save CPU per answer, but with the paper-size cloud it cut remote
-    # decisions/s to 0.68x [0.47, 0.99] (3 paired rounds; 0.81x [0.54, 1.23] in
-    # bench/results.md), and it did not raise them with make run's model
+    # measurement: it did not raise remote decisions/s (bench/results.md, 3 paired rounds:
+    # paper size 0.81x [0.54, 1.23], make run's model 1.05x [0.65, 1.68]; bench/README.md has a
+    # one-off run where it cut the paper-size rate by about a third)
     edge_coalesce: bool = False
 
     # --- limits and admin ----------------------------------------------------------------

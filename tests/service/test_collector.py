@@ -95,9 +95,14 @@ def test_a_loaded_pair_leaves_the_collectors_passes_when_set(
 def test_the_collector_settles_again_once_an_old_pair_is_retired(
     client_factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settles: list[float] = []
+    settles: list[int] = []
+
+    def counted() -> int:
+        settles.append(1)
+        return 1
+
     monkeypatch.setattr(service.runtime, "RETIRE_GRACE_S", 0.0)
-    monkeypatch.setattr(service.runtime, "settle", lambda: settles.append(time.monotonic()) or 1)
+    monkeypatch.setattr(service.runtime, "settle", counted)
     loader = SwitchableLoader(version="1")
     client = client_factory(make_settings(gc_freeze=True), loader)
     assert len(settles) == 1  # the first load
