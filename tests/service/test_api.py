@@ -429,6 +429,7 @@ def test_post_batch_negative_value_names_position(client: TestClient) -> None:
         ({"windows": [[[1.0] * N] * K], "windows_base64": "AAAA"}, "exactly one of"),
         ({"windows_base64": "AAAA"}, "not a positive multiple"),
         ({"windows_base64": "@@@@"}, "not valid base64"),
+        ({"windows_base64": "AAAA===="}, "not valid base64"),  # the schema's pattern refuses it
     ],
 )
 def test_post_batch_bad_windows_rejected(

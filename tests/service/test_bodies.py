@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
@@ -73,6 +75,10 @@ def padded(payload: dict[str, Any]) -> bytes:
     return (text[:-1] + " " * INLINE_BODY_BYTES + "}").encode()
 
 
+def as_base64(windows: list[Any]) -> str:
+    return base64.b64encode(np.asarray(windows, dtype="<f4").tobytes()).decode()
+
+
 @pytest.mark.integration
 def test_post_large_bodies_answer_like_small_ones(client: TestClient) -> None:
     windows = [demand_payload(N, K, seed=s) for s in range(3)]
@@ -81,6 +87,8 @@ def test_post_large_bodies_answer_like_small_ones(client: TestClient) -> None:
         ("/v1/allocations", {"demand": windows[0], "policy": "local"}),
         ("/v1/allocations/batch", {"windows": windows, "policy": "local"}),
         ("/v1/allocations/batch", {"windows": [windows[0], [[1.0]]], "policy": "local"}),
+        ("/v1/allocations/batch", {"windows_base64": as_base64(windows), "policy": "local"}),
+        ("/v1/allocations/batch", {"windows_base64": "AAA=" + as_base64(windows)}),
         ("/v1/allocations", {"demand": windows[0], "transmission_cost": -1}),
     ]:
         small = client.post(path, json=payload)
