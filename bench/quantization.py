@@ -1,9 +1,10 @@
-"""int8 dynamic quantization of the cloud half (DDNN_CLOUD_PRECISION=int8) versus float32: the
-test cost of the remote exit on held-out windows, and the cloud's compute time per sample.
+"""The cloud half at lower precision (DDNN_CLOUD_PRECISION=int8: dynamic quantization;
+bfloat16: its LSTMs in bfloat16) versus float32: the test cost of the remote exit on held-out
+windows, and the cloud's compute time per sample.
 
 It trains a DDNN the way `make run` does (training's profile, the embedded Milano block in
 data/milano, one weight pair per model), then runs the test split's windows through the edge
-and through both clouds: the same z, so the change in cost is the quantization's alone. The
+and through every cloud: the same z, so each change in cost is the precision's alone. The
 offloading decisions do not depend on the cloud (the policies score the window and the edge), so
 the served cost moves by at most the remote exit's change on the windows sent remote.
 
@@ -29,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from ddnn.cost import sample_cost_np  # noqa: E402
 from ddnn.model import DDNN, CloudModel  # noqa: E402
-from service.precision import quantize_int8  # noqa: E402
+from service.precision import has_bfloat16, lower_to_bfloat16, quantize_int8  # noqa: E402
 from training.config import Flags, resolve_settings  # noqa: E402
 from training.data import Prepared, prepare  # noqa: E402
 from training.jobs.ddnn import train_ddnn  # noqa: E402
@@ -38,6 +39,14 @@ log = logging.getLogger("bench.quantization")
 
 RUN_DATA = REPO / "data" / "milano" / "internet_10min_block4x4_nov2013.csv.gz"
 SPEED_BATCHES = (1, 16, 64)
+
+
+def lowered_clouds(model: CloudModel) -> dict[str, CloudModel]:
+    """The cloud at each precision this machine serves (float32 first)."""
+    clouds = {"float32": model, "int8": quantize_int8(model)}
+    if has_bfloat16(torch.device("cpu")):
+        clouds["bfloat16"] = lower_to_bfloat16(model)
+    return clouds
 
 
 @dataclass(frozen=True)
@@ -49,22 +58,19 @@ class CostChange:
     epochs: dict[str, int]  # "best" and "run" (early stopping)
     windows: int  # test windows
     cost_local: float  # the edge's exit, for reference (no cloud involved)
-    cost_remote_float32: float
-    cost_remote_int8: float
-    max_abs_diff: float  # largest |y_int8 - y_float32| over the test allocations (scaled)
+    cost_remote: dict[str, float]  # per precision, float32 first
+    max_abs_diff: dict[str, float]  # per lowered precision: largest |y - y_float32| (scaled)
 
-    @property
-    def change(self) -> float:
-        return self.cost_remote_int8 / self.cost_remote_float32 - 1
+    def change(self, precision: str) -> float:
+        return self.cost_remote[precision] / self.cost_remote["float32"] - 1
 
 
 @dataclass(frozen=True)
 class Speed:
-    """The cloud's compute per sample (ms, median, one thread) at each batch size."""
+    """The cloud's compute per sample (ms, median, one thread) per precision and batch size."""
 
     profile: str
-    float32: dict[int, float]
-    int8: dict[int, float]
+    ms: dict[str, dict[int, float]]
 
 
 def train(
@@ -83,35 +89,39 @@ def cost_change(profile: str, w_local: float, epochs: int | None) -> CostChange:
     with tempfile.TemporaryDirectory(prefix="ddnn-quant-") as tmp:
         model, prepared, run = train(profile, w_local, epochs, Path(tmp))
     test = prepared.test
-    quantized = quantize_int8(model.cloud)
+    targets = test.windows.targets
     with torch.inference_mode():
         out = model.edge(test.inputs)
-        y32 = model.cloud(out.z, out.context).numpy()
-        y8 = quantized(out.z, out.context).numpy()
-    targets = test.windows.targets
+        y = {
+            name: net(out.z, out.context).numpy()
+            for name, net in lowered_clouds(model.cloud).items()
+        }
     return CostChange(
         profile=profile,
         w_local=w_local,
         epochs=run,
         windows=len(targets),
         cost_local=float(sample_cost_np(out.y_local.numpy(), targets).mean()),
-        cost_remote_float32=float(sample_cost_np(y32, targets).mean()),
-        cost_remote_int8=float(sample_cost_np(y8, targets).mean()),
-        max_abs_diff=float(np.abs(y8 - y32).max()),
+        cost_remote={name: float(sample_cost_np(v, targets).mean()) for name, v in y.items()},
+        max_abs_diff={
+            name: float(np.abs(v - y["float32"]).max())
+            for name, v in y.items()
+            if name != "float32"
+        },
     )
 
 
 def cloud_speed(profile: str, model: CloudModel, repeats: int = 7) -> Speed:
-    """Per-sample compute of the float32 and int8 clouds on random z, one thread."""
+    """Per-sample compute of each precision's cloud on random z, one thread."""
     torch.set_num_threads(1)
-    quantized = quantize_int8(model)
+    clouds = lowered_clouds(model)
     config = model.config
-    result: dict[str, dict[int, float]] = {"float32": {}, "int8": {}}
+    result: dict[str, dict[int, float]] = {name: {} for name in clouds}
     with torch.inference_mode():
         for batch in SPEED_BATCHES:
             z = torch.rand(batch, config.n_steps, config.edge_hidden)
             context = torch.rand(batch, config.context_size)
-            for name, net in (("float32", model), ("int8", quantized)):
+            for name, net in clouds.items():
                 net(z, context)
                 times = []
                 for _ in range(repeats):
@@ -119,39 +129,50 @@ def cloud_speed(profile: str, model: CloudModel, repeats: int = 7) -> Speed:
                     net(z, context)
                     times.append(time.perf_counter() - started)
                 result[name][batch] = statistics.median(times) / batch * 1e3
-    return Speed(profile, result["float32"], result["int8"])
+    return Speed(profile, result)
 
 
 def report_lines(changes: list[CostChange], speeds: list[Speed]) -> list[str]:
+    names = list(changes[0].cost_remote if changes else speeds[0].ms if speeds else ["float32"])
+    lowered = [name for name in names if name != "float32"]
     lines = [
-        "## int8 dynamic quantization of the cloud (DDNN_CLOUD_PRECISION=int8) vs float32",
+        "## The cloud at lower precision (DDNN_CLOUD_PRECISION) vs float32",
         "",
-        "Test cost of the remote exit on the held-out windows of the embedded Milano block "
-        "(data/milano, the `make run` data), mean per window in scaled units (Eq. 3 summed over "
-        "the K VNFs); the same z goes to both clouds, so the change is the quantization's alone.",
+        "int8: dynamic quantization of the cloud's LSTM and Linear layers; bfloat16: its LSTMs "
+        "in bfloat16 (service/precision.py). Test cost of the remote exit on the held-out "
+        "windows of the embedded Milano block (data/milano, the `make run` data), mean per "
+        "window in scaled units (Eq. 3 summed over the K VNFs); the same z goes to every "
+        "cloud, so each change is the precision's alone.",
         "",
-        "| model | trained | test windows | C_L (edge) | C_R float32 | C_R int8 | change | "
-        "max abs diff |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | trained | test windows | C_L (edge) | C_R float32 | "
+        + " | ".join(f"C_R {n} | change | max abs diff" for n in lowered)
+        + " |",
+        "| --- | --- | ---: | ---: | ---: | "
+        + " | ".join("---: | ---: | ---:" for _ in lowered)
+        + " |",
     ]
     for c in changes:
+        cells = " | ".join(
+            f"{c.cost_remote[n]:.5f} | {c.change(n):+.3%} | {c.max_abs_diff[n]:.2e}"
+            for n in lowered
+        )
         lines.append(
             f"| {c.profile} | wL={c.w_local:g}, best of {c.epochs['run']} epochs: "
             f"{c.epochs['best'] + 1} | {c.windows} | {c.cost_local:.4f} | "
-            f"{c.cost_remote_float32:.5f} | {c.cost_remote_int8:.5f} | {c.change:+.3%} "
-            f"| {c.max_abs_diff:.2e} |"
+            f"{c.cost_remote['float32']:.5f} | {cells} |"
         )
+    if not speeds:
+        return lines
+    names = list(speeds[0].ms)
     lines += [
         "",
         "Cloud compute per sample (ms, median, one torch thread, random z):",
         "",
-        "| model | "
-        + " | ".join(f"batch {b} float32 | batch {b} int8" for b in SPEED_BATCHES)
-        + " |",
-        "| --- | " + " | ".join("---: | ---:" for _ in SPEED_BATCHES) + " |",
+        "| model | " + " | ".join(f"batch {b} {n}" for b in SPEED_BATCHES for n in names) + " |",
+        "| --- | " + " | ".join("---:" for _ in SPEED_BATCHES for _ in names) + " |",
     ]
     for s in speeds:
-        cells = " | ".join(f"{s.float32[b]:.3f} | {s.int8[b]:.3f}" for b in SPEED_BATCHES)
+        cells = " | ".join(f"{s.ms[n][b]:.3f}" for b in SPEED_BATCHES for n in names)
         lines.append(f"| {s.profile} | {cells} |")
     return lines
 

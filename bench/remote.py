@@ -1,7 +1,7 @@
 """Remote decisions at 64 concurrent clients with the paper's 42.46 ms RTT, in several setups:
 the cloud in-process behind a simulated round trip (asyncio.sleep), or a cloud-role process
-behind a TCP proxy that delays each direction by half the RTT (bench/delay_proxy.py); float32 or
-int8 cloud; one or two torch threads for the cloud; paper-size or `make run`'s model.
+behind a TCP proxy that delays each direction by half the RTT (bench/delay_proxy.py); float32,
+int8 or bfloat16 cloud; one or two torch threads for the cloud; paper-size or `make run`'s model.
 
 Every setup is measured in `rounds` interleaved rounds (round 1 runs each setup once, then
 round 2, ...): on a shared 2-core machine the same setup's rate moves by tens of percent from
@@ -54,11 +54,14 @@ class Setup:
 SETUPS = (
     Setup("paper, cloud in-process (simulated RTT)", "paper", "simulated"),
     Setup("paper, cloud in-process, int8", "paper", "simulated", "int8"),
+    Setup("paper, cloud in-process, bfloat16", "paper", "simulated", "bfloat16"),
     Setup("paper, cloud in-process, edge coalescing on", "paper", "simulated", coalesce=True),
     Setup("paper, cloud process behind the RTT proxy", "paper", "process"),
     Setup("paper, cloud process, 2 torch threads", "paper", "process", cloud_threads=2),
     Setup("paper, cloud process, int8", "paper", "process", "int8"),
+    Setup("paper, cloud process, bfloat16", "paper", "process", "bfloat16"),
     Setup("make run model, cloud in-process (simulated RTT)", "small", "simulated"),
+    Setup("make run model, cloud in-process, bfloat16", "small", "simulated", "bfloat16"),
     Setup(
         "make run model, cloud in-process, edge coalescing on",
         "small",
@@ -81,14 +84,23 @@ SETUPS = (
 )
 BASELINE = "make run model, cloud in-process (simulated RTT)"
 PAPER_BASELINE = "paper, cloud in-process (simulated RTT)"
+# the cloud's precision, an operator's choice (answers move a little: bench/quantization.py);
+# each (float32, lower) pair is an A/B whose lower arm keeps a target row of its own
+PRECISION_AB = (
+    (PAPER_BASELINE, "paper, cloud in-process, int8"),
+    (PAPER_BASELINE, "paper, cloud in-process, bfloat16"),
+    (BASELINE, "make run model, cloud in-process, bfloat16"),
+)
 # each lever's A/B: (the service's default, the other setting), measured in the same rounds
 AB = (
+    *PRECISION_AB,
     (PAPER_BASELINE, "paper, cloud in-process, edge coalescing on"),
     (BASELINE, "make run model, cloud in-process, edge coalescing on"),
     (BASELINE, "make run model, cloud in-process, cloud batch wait 5 ms (the former default)"),
     (BASELINE, "make run model, cloud in-process, collector not frozen"),
 )
-OTHER_ARMS = frozenset(other for _, other in AB)  # not the default: no target of their own
+# a setting the service does not default to and no operator would choose for speed: no target
+OTHER_ARMS = frozenset(other for _, other in AB) - {other for _, other in PRECISION_AB}
 
 
 def service_env(port: int, uri: str, **extra: str) -> dict[str, str]:

@@ -14,9 +14,10 @@ What it does, all in one run:
    request against the peer; the local decision, our /healthz and the peer through httpx,
    interleaved; batch throughput (base64 and JSON lists); in-process, the ML decision per
    sample; then remote decisions at 64 concurrent clients with the paper's RTT in several
-   setups (bench/remote.py: in-process or separate cloud process, float32 or int8, threads);
+   setups (bench/remote.py: in-process or separate cloud process, float32, int8 or bfloat16, threads);
 4. trains `make run`'s DDNN on the embedded Milano block and reports the test-cost change of
-   the int8 cloud versus float32, and both clouds' compute per sample (bench/quantization.py);
+   the int8 and bfloat16 clouds versus float32, and each cloud's compute per sample
+   (bench/quantization.py);
 5. writes the tables and the issue's targets (met or not) to bench/results.md (bench/report.py).
 
 Client and servers share the machine's cores, as they would on a small edge box.
@@ -146,7 +147,7 @@ def chosen_setup(setup: Setup, which: str) -> bool:
 def quantization(args: argparse.Namespace) -> tuple[list[Any], list[Any]] | None:
     if not args.train:
         return None
-    log.info("int8 vs float32: training %s", args.train)
+    log.info("lower precisions vs float32: training %s", args.train)
     changes = [cost_change(profile, args.w_local, None) for profile in args.train.split(",")]
     speeds = [cloud_speed(size, build_models(size).ddnn.cloud) for size in ("paper", "small")]
     return changes, speeds
@@ -189,13 +190,15 @@ def main() -> None:
         "--setups",
         choices=("all", "simulated", "levers"),
         default="all",
-        help="levers: only the A/B setups of remote.AB (the make run model, in-process)",
+        help="levers: only the A/B setups of remote.AB (in-process: precision and the other levers)",
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds of the remote setups"
     )
     parser.add_argument(
-        "--train", default="small,paper", help="profiles to train for int8 vs float32 ('' skips)"
+        "--train",
+        default="small,paper",
+        help="profiles to train for the precisions vs float32 ('' skips)",
     )
     parser.add_argument("--w-local", type=float, default=0.1, help="their weight pair's w_L")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.md")

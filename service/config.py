@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     offloader_model_name: str | None = None
     alias: str = "champion"
     device: DeviceChoice = "auto"  # auto: CUDA when available, else CPU (ddnn.device)
-    # int8: dynamic quantization of the cloud's LSTM and Linear layers (CPU only); float32 by
-    # measurement: no faster on the bench's CPU (bench/results.md), and it moves the answers
+    # int8: dynamic quantization of the cloud's LSTM and Linear layers (CPU only); bfloat16:
+    # the cloud's LSTMs in bfloat16 (hardware bfloat16 only); service/precision.py. float32 by
+    # default: the registered model's own answers (each lever's cost: bench/results.md)
     cloud_precision: CloudPrecision = "float32"
     # wait this long for the first load before serving (0: bind the port at once; /readyz says
     # not ready until the pair is loaded, and failed loads are retried)

@@ -1,41 +1,71 @@
 """The cloud half's numeric precision for serving (``DDNN_CLOUD_PRECISION``).
 
-``float32`` serves the registered weights as they are. ``int8`` applies PyTorch's dynamic
-quantization to the cloud's LSTM and Linear layers (weights stored as int8, activations
-quantized on the fly): a CPU-only lever, whose test-cost change and speed versus float32
-``bench/quantization.py`` measures (bench/results.md). The edge half is never quantized: z must be
-exactly what the registered edge computes, for every cloud that receives it.
+``float32`` serves the registered weights as they are. The others trade a little accuracy for
+compute, and ``bench/quantization.py`` measures both sides against float32 (the test cost of
+the remote exit on the same z, and the cloud's compute per sample; bench/results.md):
+
+- ``int8``: PyTorch's dynamic quantization of the cloud's LSTM and Linear layers (weights
+  stored as int8, activations quantized on the fly); CPU only.
+- ``bfloat16``: the cloud's LSTMs (nearly all of its compute) run in bfloat16, their input cast
+  down and their output back up; the normalisation of z, the FC head and the restore of the
+  demand's scale stay float32. It needs hardware bfloat16: a CPU with AVX512-BF16 or AMX
+  (oneDNN), or a CUDA device that supports it; elsewhere the start fails at once, since the
+  emulated path would be slower than float32.
+
+The edge half is never lowered: z must be exactly what the registered edge computes, for every
+cloud that receives it.
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
 
 from ddnn.model import CloudModel
 
-CloudPrecision = Literal["float32", "int8"]
+CloudPrecision = Literal["float32", "int8", "bfloat16"]
 
 
 class PrecisionError(ValueError):
     """A precision the device cannot serve."""
 
 
-def cloud_for_serving(
-    model: CloudModel, precision: CloudPrecision, device: torch.device
-) -> CloudModel:
-    """The cloud model as it will serve: as registered, or dynamically quantized to int8."""
-    if precision == "float32":
-        return model
-    if device.type != "cpu":
+def check_precision(precision: CloudPrecision, device: torch.device) -> None:
+    """PrecisionError unless `device` can serve the cloud at `precision`."""
+    if precision == "int8" and device.type != "cpu":
         raise PrecisionError(
             f"DDNN_CLOUD_PRECISION=int8 is PyTorch's dynamic quantization, which runs on the CPU "
             f"only; the models are on {device}: set DDNN_DEVICE=cpu or DDNN_CLOUD_PRECISION=float32"
         )
-    return quantize_int8(model)
+    if precision == "bfloat16" and not has_bfloat16(device):
+        raise PrecisionError(
+            f"DDNN_CLOUD_PRECISION=bfloat16 needs hardware bfloat16 (a CPU with AVX512-BF16 or "
+            f"AMX, or a CUDA device that supports it), which {device} lacks; emulated it would "
+            f"be slower than float32: set DDNN_CLOUD_PRECISION=float32"
+        )
+
+
+def has_bfloat16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def cloud_for_serving(
+    model: CloudModel, precision: CloudPrecision, device: torch.device
+) -> CloudModel:
+    """The cloud model as it will serve: as registered, quantized to int8 or lowered to
+    bfloat16 (a copy; the registered model is untouched)."""
+    check_precision(precision, device)
+    if precision == "int8":
+        return quantize_int8(model)
+    if precision == "bfloat16":
+        return lower_to_bfloat16(model)
+    return model
 
 
 def quantize_int8(model: CloudModel) -> CloudModel:
@@ -47,8 +77,32 @@ def quantize_int8(model: CloudModel) -> CloudModel:
             model, {nn.LSTM, nn.Linear}, dtype=torch.qint8, inplace=False
         )
         quantized.eval()
-        config = model.config
-        with torch.inference_mode():
-            z = torch.zeros(2, config.n_steps, config.edge_hidden)
-            quantized(z, torch.zeros(2, config.context_size))
+        _warm_up(quantized, torch.device("cpu"))
     return quantized
+
+
+class Bfloat16LSTM(nn.Module):
+    """An LSTM whose weights and arithmetic are bfloat16, between float32 tensors."""
+
+    def __init__(self, lstm: nn.LSTM) -> None:
+        super().__init__()
+        self.lstm = copy.deepcopy(lstm).to(torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        h, _ = self.lstm(x.to(torch.bfloat16))
+        return h.to(x.dtype), None  # the state is not used by the cloud
+
+
+def lower_to_bfloat16(model: CloudModel) -> CloudModel:
+    """A copy of the cloud whose LSTMs run in bfloat16 (eval mode, warmed up once)."""
+    lowered = copy.deepcopy(model).eval()
+    lowered.lstms = nn.ModuleList(Bfloat16LSTM(cast(nn.LSTM, lstm)) for lstm in model.lstms)
+    _warm_up(lowered, next(model.parameters()).device)
+    return lowered
+
+
+def _warm_up(model: CloudModel, device: torch.device) -> None:
+    config = model.config
+    with torch.inference_mode():
+        z = torch.zeros(2, config.n_steps, config.edge_hidden, device=device)
+        model(z, torch.zeros(2, config.context_size, device=device))

@@ -40,7 +40,7 @@ from service.collector import settle
 from service.config import Settings
 from service.metrics import ServiceMetrics
 from service.pair import PolicyOptions, ServingPair, place_models
-from service.precision import cloud_for_serving
+from service.precision import PrecisionError, check_precision, cloud_for_serving
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +57,16 @@ class ImpossibleSetting(RuntimeError):
 def check_settings(settings: Settings) -> torch.device:
     """The device the settings ask for, or ImpossibleSetting naming the setting."""
     try:
-        return resolve_device(settings.device)
+        device = resolve_device(settings.device)
     except ConfigError as exc:
         raise ImpossibleSetting(
             f"DDNN_DEVICE={settings.device}: {exc}; set DDNN_DEVICE=auto or cpu"
         ) from None
+    try:
+        check_precision(settings.cloud_precision, device)
+    except PrecisionError as exc:
+        raise ImpossibleSetting(str(exc)) from None
+    return device
 
 
 class ReloadError(RuntimeError):
@@ -334,12 +339,14 @@ class ServiceRuntime:
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)
             task.add_done_callback(self._settle_after_retiring)
-        self._settle()
+        else:
+            self._settle()
         return previous
 
     def _settle(self) -> None:
-        """Freeze what is alive (the new pair with it) out of the cyclic collector's full
-        passes, which would otherwise stall the loop under load (service.collector)."""
+        """Freeze what is alive (the pair with it) out of the cyclic collector's full passes,
+        which would otherwise stall the loop under load (service.collector). Once per load:
+        the first pair at its swap, a reloaded one once the pair it replaced is retired."""
         if self.settings.gc_freeze:
             started = time.perf_counter()
             frozen = settle()
@@ -350,8 +357,8 @@ class ServiceRuntime:
             )
 
     def _settle_after_retiring(self, task: asyncio.Task[None]) -> None:
-        """The retired pair was frozen with everything else at the swap: settle again, so that
-        its objects are collected rather than kept frozen."""
+        """Settle with the old pair gone: its objects are collected rather than frozen, and the
+        new pair is frozen (one full collection per reload, not one at the swap as well)."""
         if not task.cancelled():
             self._settle()
 

@@ -1,5 +1,6 @@
-"""DDNN_CLOUD_PRECISION: the cloud half served as registered (float32) or with int8 LSTM and
-Linear weights (dynamic quantization, CPU only), close to float32's answers."""
+"""DDNN_CLOUD_PRECISION: the cloud half served as registered (float32), with int8 LSTM and
+Linear weights (dynamic quantization, CPU only) or with bfloat16 LSTMs (hardware bfloat16
+only), close to float32's answers; a precision the machine cannot serve fails the start."""
 
 from __future__ import annotations
 
@@ -12,11 +13,23 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from ddnn.model import CloudModel
-from service.precision import PrecisionError, cloud_for_serving, quantize_int8
+from service import precision
+from service.precision import (
+    Bfloat16LSTM,
+    PrecisionError,
+    cloud_for_serving,
+    has_bfloat16,
+    lower_to_bfloat16,
+    quantize_int8,
+)
+from service.runtime import ImpossibleSetting, check_settings
 from tests.factories import demand_payload
 from tests.service.conftest import K, N, make_bundles, make_settings
 
 ClientFactory = Callable[..., TestClient]
+needs_bfloat16 = pytest.mark.skipif(
+    not has_bfloat16(torch.device("cpu")), reason="this CPU has no hardware bfloat16"
+)
 
 
 def cloud() -> CloudModel:
@@ -48,13 +61,47 @@ def test_float32_serves_the_model_itself_and_int8_refuses_cuda() -> None:
         make_settings(cloud_precision="int8", device="cuda")
 
 
+@needs_bfloat16
+@pytest.mark.unit
+def test_bfloat16_lowers_the_lstms_only_and_stays_close() -> None:
+    model = cloud()
+    lowered = lower_to_bfloat16(model)
+    assert all(isinstance(lstm, Bfloat16LSTM) for lstm in lowered.lstms)
+    dtypes = {name: p.dtype for name, p in lowered.named_parameters()}
+    assert {d for n, d in dtypes.items() if n.startswith("lstms.")} == {torch.bfloat16}
+    assert {d for n, d in dtypes.items() if not n.startswith("lstms.")} == {torch.float32}
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the original: untouched
+    torch.manual_seed(0)
+    z, context = torch.rand(8, N, 1), torch.rand(8, model.config.context_size)
+    with torch.inference_mode():
+        exact, approx = model(z, context), lowered(z, context)
+    assert approx.dtype == torch.float32
+    assert torch.allclose(exact, approx, atol=0.05)
+    assert not torch.equal(exact, approx)
+
+
+@pytest.mark.unit
+def test_a_precision_the_machine_cannot_serve_fails_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(precision, "has_bfloat16", lambda device: False)
+    with pytest.raises(PrecisionError, match="hardware bfloat16"):
+        cloud_for_serving(cloud(), "bfloat16", torch.device("cpu"))
+    with pytest.raises(ImpossibleSetting, match="DDNN_CLOUD_PRECISION=bfloat16"):
+        check_settings(make_settings(cloud_precision="bfloat16", device="cpu"))
+    assert check_settings(make_settings(cloud_precision="int8", device="cpu")).type == "cpu"
+
+
 @pytest.mark.integration
-def test_service_with_int8_cloud_answers_close_to_float32(client_factory: ClientFactory) -> None:
+@pytest.mark.parametrize("lower", ["int8", pytest.param("bfloat16", marks=needs_bfloat16)])
+def test_service_with_a_lower_precision_cloud_answers_close_to_float32(
+    client_factory: ClientFactory, lower: str
+) -> None:
     exact = client_factory(make_settings(cloud_precision="float32"))
-    int8 = client_factory(make_settings(cloud_precision="int8", device="cpu"))
+    lowered = client_factory(make_settings(cloud_precision=lower, device="cpu"))
     body = {"windows": [demand_payload(N, K, seed=s) for s in range(4)], "policy": "remote"}
     a = exact.post("/v1/allocations/batch", json=body).json()["results"]
-    b = int8.post("/v1/allocations/batch", json=body).json()["results"]
+    b = lowered.post("/v1/allocations/batch", json=body).json()["results"]
     assert [r["exit"] for r in b] == ["remote"] * 4
     np.testing.assert_allclose(
         [r["allocation"] for r in b], [r["allocation"] for r in a], rtol=0.05, atol=5.0
