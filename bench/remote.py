@@ -49,6 +49,9 @@ class Setup:
     coalesce: bool = False  # DDNN_EDGE_COALESCE (the service's default: off)
     gc_freeze: bool = True  # DDNN_GC_FREEZE (the service's default: on)
     batch_wait_ms: float = 0.0  # DDNN_CLOUD_BATCH_WAIT_MS (the service's default: 0)
+    # service processes on the box, the clients split evenly between them: a Deployment's
+    # replicas behind its Service (each with its own in-process cloud, or all with one cloud)
+    replicas: int = 1
 
 
 SETUPS = (
@@ -81,26 +84,36 @@ SETUPS = (
         gc_freeze=False,
     ),
     Setup("make run model, cloud process behind the RTT proxy", "small", "process"),
+    Setup("make run model, 2 replicas, cloud in-process", "small", "simulated", replicas=2),
+    Setup(
+        "paper, 2 replicas, cloud in-process, bfloat16",
+        "paper",
+        "simulated",
+        "bfloat16",
+        replicas=2,
+    ),
 )
 BASELINE = "make run model, cloud in-process (simulated RTT)"
 PAPER_BASELINE = "paper, cloud in-process (simulated RTT)"
-# the cloud's precision, an operator's choice (answers move a little: bench/quantization.py);
-# each (float32, lower) pair is an A/B whose lower arm keeps a target row of its own
-PRECISION_AB = (
+# an operator's choices: the cloud's precision (answers move a little: bench/quantization.py)
+# and replicas on the box; each pair is an A/B whose other arm keeps a target row of its own
+CHOICE_AB = (
     (PAPER_BASELINE, "paper, cloud in-process, int8"),
     (PAPER_BASELINE, "paper, cloud in-process, bfloat16"),
     (BASELINE, "make run model, cloud in-process, bfloat16"),
+    (BASELINE, "make run model, 2 replicas, cloud in-process"),
+    ("paper, cloud in-process, bfloat16", "paper, 2 replicas, cloud in-process, bfloat16"),
 )
 # each lever's A/B: (the service's default, the other setting), measured in the same rounds
 AB = (
-    *PRECISION_AB,
+    *CHOICE_AB,
     (PAPER_BASELINE, "paper, cloud in-process, edge coalescing on"),
     (BASELINE, "make run model, cloud in-process, edge coalescing on"),
     (BASELINE, "make run model, cloud in-process, cloud batch wait 5 ms (the former default)"),
     (BASELINE, "make run model, cloud in-process, collector not frozen"),
 )
 # a setting the service does not default to and no operator would choose for speed: no target
-OTHER_ARMS = frozenset(other for _, other in AB) - {other for _, other in PRECISION_AB}
+OTHER_ARMS = frozenset(other for _, other in AB) - {other for _, other in CHOICE_AB}
 
 
 def service_env(port: int, uri: str, **extra: str) -> dict[str, str]:
@@ -115,9 +128,9 @@ def service_env(port: int, uri: str, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def serving(setup: Setup, uri: str, root: Path) -> Iterator[tuple[int, list[int]]]:
-    """The setup's processes; yields the port to send allocations to and the pids of the
-    service's processes (edge, and cloud when apart; not the proxy)."""
+def serving(setup: Setup, uri: str, root: Path) -> Iterator[tuple[list[int], list[int]]]:
+    """The setup's processes; yields the ports to send allocations to (one per replica) and
+    the pids of the service's processes (edges, and cloud when apart; not the proxy)."""
     service = [sys.executable, "-m", "service"]
     tuning = {
         "DDNN_CLOUD_PRECISION": setup.precision,
@@ -125,12 +138,11 @@ def serving(setup: Setup, uri: str, root: Path) -> Iterator[tuple[int, list[int]
         "DDNN_GC_FREEZE": str(setup.gc_freeze).lower(),
         "DDNN_CLOUD_BATCH_WAIT_MS": str(setup.batch_wait_ms),
     }
-    edge_port = free_port()
     name = setup.label.replace(" ", "-").replace(",", "").replace("(", "").replace(")", "")
     with ExitStack() as stack:
         pids: list[int] = []
         if setup.cloud == "simulated":
-            env = service_env(edge_port, uri, DDNN_RTT_MS=str(PAPER_RTT_MS), **tuning)
+            edge_env = {"DDNN_RTT_MS": str(PAPER_RTT_MS), **tuning}
         else:
             cloud_port, proxy_port = free_port(), free_port()
             cloud_env = service_env(cloud_port, uri, DDNN_ROLE="cloud", **tuning)
@@ -148,18 +160,21 @@ def serving(setup: Setup, uri: str, root: Path) -> Iterator[tuple[int, list[int]
                      str(PAPER_RTT_MS / 2)]  # fmt: skip
             url = f"http://127.0.0.1:{proxy_port}/readyz"
             stack.enter_context(process(proxy, child_env(), root / f"{name}-proxy.log", url))
-            env = service_env(
-                edge_port, uri, DDNN_ROLE="edge", DDNN_CLOUD_URL=f"http://127.0.0.1:{proxy_port}"
-            )
-        url = f"http://127.0.0.1:{edge_port}/readyz"
-        edge = stack.enter_context(process(service, env, root / f"{name}-edge.log", url))
-        yield edge_port, [edge.pid, *pids]
+            edge_env = {"DDNN_ROLE": "edge", "DDNN_CLOUD_URL": f"http://127.0.0.1:{proxy_port}"}
+        ports = [free_port() for _ in range(setup.replicas)]
+        for i, port in enumerate(ports):
+            env = service_env(port, uri, **edge_env)
+            url = f"http://127.0.0.1:{port}/readyz"
+            edge = stack.enter_context(process(service, env, root / f"{name}-edge{i}.log", url))
+            pids.append(edge.pid)
+        yield ports, pids
 
 
 async def remote_load(
-    port: int, windows: np.ndarray, clients: int, seconds: float
+    ports: list[int], windows: np.ndarray, clients: int, seconds: float
 ) -> dict[str, Any]:
-    """`clients` connections, each sending policy=remote requests back to back."""
+    """`clients` connections, each sending policy=remote requests back to back; client i
+    connects to ports[i % len(ports)]."""
     requests = [
         http_request(
             "127.0.0.1",
@@ -175,9 +190,10 @@ async def remote_load(
     served = 0  # every answer, the warm-up's too (for the CPU per answer)
     statuses: dict[int, int] = defaultdict(int)
 
-    async def worker(request: bytes, until: float, record: bool) -> None:
+    async def worker(i: int, until: float, record: bool) -> None:
         nonlocal served
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = requests[i]
+        reader, writer = await asyncio.open_connection("127.0.0.1", ports[i % len(ports)])
         try:
             while time.perf_counter() < until:
                 started = time.perf_counter()
@@ -191,9 +207,9 @@ async def remote_load(
         finally:
             writer.close()
 
-    await asyncio.gather(*(worker(r, time.perf_counter() + 2.0, False) for r in requests))
+    await asyncio.gather(*(worker(i, time.perf_counter() + 2.0, False) for i in range(clients)))
     started = time.perf_counter()
-    await asyncio.gather(*(worker(r, started + seconds, True) for r in requests))
+    await asyncio.gather(*(worker(i, started + seconds, True) for i in range(clients)))
     elapsed = time.perf_counter() - started
     parsed = [json.loads(a) for a in answers]
     exits: dict[str, int] = defaultdict(int)
@@ -228,9 +244,9 @@ def measure_setups(
     for round_ in range(rounds):
         for setup in setups:
             log.info("remote load, round %d of %d: %s", round_ + 1, rounds, setup.label)
-            with serving(setup, uris[setup.size], root) as (port, pids):
+            with serving(setup, uris[setup.size], root) as (ports, pids):
                 before = _cpu_seconds(pids)
-                measured = asyncio.run(remote_load(port, windows, CLIENTS, seconds))
+                measured = asyncio.run(remote_load(ports, windows, CLIENTS, seconds))
                 # the warm-up's answers and CPU both counted
                 measured["cpu_ms"] = (_cpu_seconds(pids) - before) / measured["served"] * 1e3
                 runs[setup].append(measured)
