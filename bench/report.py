@@ -167,11 +167,13 @@ def _remote(measured: list[tuple[Any, list[dict[str, Any]]]]) -> list[str]:
         f"(1,000/s) is {1000 / RTT_LIMIT:.0%} of it. `simulated`: the cloud half in the "
         "service's process behind an awaited round trip; `process`: a cloud-role process "
         "(`DDNN_ROLE=cloud`) reached through a TCP proxy that delays each direction by half the "
-        "RTT (bench/delay_proxy.py), the edge calling it with `DDNN_CLOUD_URL`. Remote/s counts "
+        "RTT (bench/delay_proxy.py), the edge calling it with `DDNN_CLOUD_URL`; `2 replicas`: "
+        "two service processes on the same cores, the clients split evenly between them (what "
+        "a Deployment's replicas behind its Service do). Remote/s counts "
         "answers from the cloud (a local fallback is not a remote decision). Each setup ran "
         f"{rounds} times, in interleaved rounds: remote/s is the median round's (every round's "
         "in brackets), and the latencies and stages are that round's. CPU ms per answer: the "
-        "service's processes (edge, and cloud when apart), all their threads, per answer (the "
+        "service's processes (edges, and cloud when apart), all their threads, per answer (the "
         "median over rounds).",
         "",
         "| setup | remote/s | of the limit | p50 ms | p99 ms | CPU ms per answer | exits | "
@@ -192,17 +194,18 @@ def _remote(measured: list[tuple[Any, list[dict[str, Any]]]]) -> list[str]:
 
 
 def _levers(measured: list[tuple[Any, list[dict[str, Any]]]]) -> list[str]:
-    """Each lever's A/B: the other setting's rate over the default's, paired by round."""
+    """Each A/B: the other setting's rate over its reference's, paired by round."""
     by_label = {setup.label: runs for setup, runs in measured}
     rows = [(a, b) for a, b in AB if a in by_label and b in by_label]
     if not rows:
         return []
     lines = [
-        "Levers, each against the service's default in the same rounds: other / default, "
-        "paired by round (geometric mean over rounds, 95 % t-interval on the log ratios; each "
-        "round's ratio after it):",
+        "Levers and an operator's choices (the cloud's precision, replicas), each against its "
+        "reference in the same rounds (the service's default, or the setup it changes): other / "
+        "reference, paired by round (geometric mean over rounds, 95 % t-interval on the log "
+        "ratios; each round's ratio after it):",
         "",
-        "| default | other setting | remote/s ratio | CPU ms per answer ratio |",
+        "| reference | other setting | remote/s ratio | CPU ms per answer ratio |",
         "| --- | --- | --- | --- |",
     ]
     for default, other in rows:
