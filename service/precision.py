@@ -82,11 +82,12 @@ def quantize_int8(model: CloudModel) -> CloudModel:
 
 
 class Bfloat16LSTM(nn.Module):
-    """An LSTM whose weights and arithmetic are bfloat16, between float32 tensors."""
+    """An LSTM whose weights and arithmetic are bfloat16, between float32 tensors (the LSTM it
+    is given is converted in place)."""
 
     def __init__(self, lstm: nn.LSTM) -> None:
         super().__init__()
-        self.lstm = copy.deepcopy(lstm).to(torch.bfloat16)
+        self.lstm = lstm.to(torch.bfloat16)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         h, _ = self.lstm(x.to(torch.bfloat16))
@@ -96,7 +97,7 @@ class Bfloat16LSTM(nn.Module):
 def lower_to_bfloat16(model: CloudModel) -> CloudModel:
     """A copy of the cloud whose LSTMs run in bfloat16 (eval mode, warmed up once)."""
     lowered = copy.deepcopy(model).eval()
-    lowered.lstms = nn.ModuleList(Bfloat16LSTM(cast(nn.LSTM, lstm)) for lstm in model.lstms)
+    lowered.lstms = nn.ModuleList(Bfloat16LSTM(cast(nn.LSTM, lstm)) for lstm in lowered.lstms)
     _warm_up(lowered, next(model.parameters()).device)
     return lowered
 
