@@ -5,7 +5,8 @@
 A small DDNN + offloader pair (untrained, seeded) is served on cuda in-process (the app and its
 lifespan, no port): the edge exit, the cloud exit (the cloud worker's own CUDA stream), the ml
 and confidence policies, a batch with both exits, /v1/cloud/infer with a binary and a JSON body,
-and one reload to another version. Every answer is compared with the same model on the CPU.
+and one reload to another version; then the cloud in bfloat16 (DDNN_CLOUD_PRECISION). Every
+answer is compared with the same model on the CPU.
 Each check prints one line; the first failure raises (exit status 1).
 """
 
@@ -167,11 +168,35 @@ def run() -> None:
     print(f"CUDA path checked on {torch.cuda.get_device_name(0)} (torch {torch.__version__})")  # noqa: T201
 
 
+def run_bfloat16() -> None:
+    """DDNN_CLOUD_PRECISION=bfloat16 on cuda: remote answers close to float32 on the CPU."""
+    if not torch.cuda.is_bf16_supported():
+        print("bfloat16: this GPU has none: skipped")  # noqa: T201
+        return
+    pair = loaded_pair("1")
+    settings = Settings(
+        _env_file=None, device="cuda", cloud_precision="bfloat16", rtt_ms=1.0,
+        startup_load_timeout_s=60,
+    )  # type: ignore[call-arg]  # fmt: skip
+    windows = np.random.default_rng(1).uniform(0, PEAK, size=(8, K, N))
+    _, remote = cpu_exits(pair, windows)
+    with TestClient(create_app(settings, loader=lambda s: pair, resolver=None)) as client:
+        batch = post(client, "/v1/allocations/batch", windows=windows.tolist(), policy=REMOTE.name)
+        got = np.array([r["allocation"] for r in batch["results"]])
+        check(
+            "bfloat16 cloud on cuda: remote exits close to float32 on the CPU",
+            all(r["exit"] == "remote" for r in batch["results"])
+            and np.allclose(got, remote, rtol=2e-2, atol=0.5),
+            f"max abs diff {np.abs(got - remote).max():.3g}",
+        )
+
+
 def main() -> None:
     if not torch.cuda.is_available():
         print("CUDA not available: skipped")  # noqa: T201
         return
     run()
+    run_bfloat16()
 
 
 if __name__ == "__main__":
