@@ -263,6 +263,12 @@ class ServiceRuntime:
     def cloud_description(self) -> str:
         return self.remote.describe() if self.remote is not None else "simulated"
 
+    @property
+    def runs_cloud(self) -> bool:
+        """Whether this process runs a cloud half: it serves /v1/cloud/infer, or its
+        allocations' remote exit is in-process."""
+        return self.settings.serves_cloud or self.remote is None
+
     # ---- loading --------------------------------------------------------------------------
 
     async def _load_until_ready(self) -> None:

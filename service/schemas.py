@@ -25,6 +25,7 @@ from ddnn.policies import (
     REMOTE,
     OnlinePolicyName,
 )
+from service.precision import CloudPrecision
 
 Where = Literal["local", "remote"]  # an exit or a decision, not a policy
 BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
@@ -303,6 +304,13 @@ class ModelsResponse(_Answer):
     )
     uplink_bytes_per_sample: int | None
     cloud: str = Field(description="'simulated' or the cloud URL.")
+    cloud_precision: CloudPrecision | None = Field(
+        description=(
+            "The arithmetic of the cloud half this process runs (DDNN_CLOUD_PRECISION): "
+            "float32 as registered, int8 or bfloat16. null when it runs none (an edge whose "
+            "cloud is remote: that cloud's /v1/models says)."
+        )
+    )
     role: str
     loaded_at: str | None
     last_error: str | None

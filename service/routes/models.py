@@ -46,6 +46,7 @@ async def get_models(runtime: RuntimeDep, settings: SettingsDep) -> RawJSONRespo
             confidence_eta=confidence_eta,
             uplink_bytes_per_sample=None if pair is None else pair.uplink_bytes_per_sample,
             cloud=runtime.cloud_description(),
+            cloud_precision=settings.cloud_precision if runtime.runs_cloud else None,
             role=settings.role,
             loaded_at=None if pair is None else pair.loaded_at,
             last_error=runtime.last_error,

@@ -531,6 +531,7 @@ def test_get_models_reports_loaded_pair(client: TestClient) -> None:
     assert (body.n_steps, body.n_vnfs) == (N, K)
     assert body.transmission_cost == pytest.approx(TRAINED_COST)
     assert body.device == "cpu" and body.cloud == "simulated" and body.role == "both"
+    assert body.cloud_precision == "float32"
     assert body.uplink_bytes_per_sample == 4 * (N + K)
 
 

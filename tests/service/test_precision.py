@@ -103,6 +103,17 @@ def test_service_with_a_lower_precision_cloud_answers_close_to_float32(
     a = exact.post("/v1/allocations/batch", json=body).json()["results"]
     b = lowered.post("/v1/allocations/batch", json=body).json()["results"]
     assert [r["exit"] for r in b] == ["remote"] * 4
+    assert lowered.get("/v1/models").json()["cloud_precision"] == lower
     np.testing.assert_allclose(
         [r["allocation"] for r in b], [r["allocation"] for r in a], rtol=0.05, atol=5.0
     )
+
+
+@pytest.mark.integration
+def test_models_says_the_precision_of_the_cloud_it_runs(client_factory: ClientFactory) -> None:
+    cloud = client_factory(make_settings(role="cloud", cloud_precision="int8", device="cpu"))
+    assert cloud.get("/v1/models").json()["cloud_precision"] == "int8"
+    edge = client_factory(  # its cloud is another process: this one runs none
+        make_settings(role="edge", cloud_url="http://127.0.0.1:9", cloud_precision="int8")
+    )
+    assert edge.get("/v1/models").json()["cloud_precision"] is None
