@@ -127,14 +127,39 @@ def case_section(name: str, s: Mapping[str, Any], folder: Path, page_dir: Path) 
         "",
         *observations(s),
     ]
-    if protocol["units_trained_this_invocation"]:
-        lines += [
-            f"Time: {protocol['units_trained_this_invocation']} runs trained in "
-            f"{protocol['wall_seconds_this_invocation'] / 60:.0f} min wall "
-            f"({protocol['mean_unit_seconds']:.0f} s per run on one core).",
-            "",
-        ]
-    return lines
+    return [*lines, *time_lines(protocol)]
+
+
+def time_lines(protocol: Mapping[str, Any]) -> list[str]:
+    """What the runs cost: every run's training time as recorded when it ran (so a report
+    rebuilt from cached runs says it too), and what this invocation trained."""
+    recorded = protocol.get("units_with_recorded_seconds")
+    if recorded is None:  # a summary written before runs recorded their time: as it said then
+        return _invocation_time(protocol)
+    if not recorded:
+        return []
+    line = (
+        f"Time: {recorded} runs, {protocol['mean_unit_seconds']:.0f} s of one core each on "
+        f"average (recorded when each was trained)"
+    )
+    trained = protocol["units_trained_this_invocation"]
+    if trained:
+        line += (
+            f"; this invocation trained {trained} in "
+            f"{protocol['wall_seconds_this_invocation'] / 60:.0f} min wall"
+        )
+    return [line + ".", ""]
+
+
+def _invocation_time(protocol: Mapping[str, Any]) -> list[str]:
+    trained = protocol["units_trained_this_invocation"]
+    if not trained:
+        return []
+    return [
+        f"Time: {trained} runs trained in {protocol['wall_seconds_this_invocation'] / 60:.0f} "
+        f"min wall ({protocol['mean_unit_seconds']:.0f} s per run on one core).",
+        "",
+    ]
 
 
 def ci(values: list[float], digits: int = 3) -> str:

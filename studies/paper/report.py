@@ -22,6 +22,7 @@ from studies.paper.units import (
     applied_levers,
     for_case,
     load_records,
+    recorded_seconds,
     unit_settings,
 )
 from training.latency import LatencyTable, measure_latency
@@ -45,7 +46,9 @@ def write_case_report(
     records = load_records(units, config)
     primary = config.weights[0]
     extra = {
-        "protocol": protocol(case, units, records[primary], timing),
+        "protocol": protocol(
+            case, units, records[primary], timing, recorded_seconds(units, config)
+        ),
         "weight_pairs": pair_comparisons(records, n_boot),
         "under_provisioned": under_provisioned(records, n_boot),
         "case": {"name": case.name, "title": case.title, "deepcog_grid": case.layout},
@@ -71,7 +74,10 @@ def protocol(
     units: Sequence[Unit],
     records: Sequence[WindowRecord],
     timing: tuple[float, Mapping[str, float]],
+    recorded: Mapping[str, float],
 ) -> dict[str, Any]:
+    """`timing`: this invocation's wall seconds and its trained units' seconds; `recorded`:
+    every unit's seconds as recorded when it was trained (cached runs' too)."""
     wall, seconds = timing
     folds = [case.folds[i].describe() for i in sorted({u.fold for u in units})]
     return {
@@ -84,7 +90,11 @@ def protocol(
         "test_windows_per_unit": sorted({r.n_windows for r in records}),
         "wall_seconds_this_invocation": round(wall, 1),
         "units_trained_this_invocation": len(seconds),
-        "mean_unit_seconds": round(float(np.mean(list(seconds.values()))), 1) if seconds else None,
+        "units_with_recorded_seconds": len(recorded),
+        # over every unit whose training time is recorded, this invocation's or cached
+        "mean_unit_seconds": round(float(np.mean(list(recorded.values()))), 1)
+        if recorded
+        else None,
     }
 
 

@@ -79,6 +79,10 @@ class Unit:
     def fingerprint_path(self, config: StudyConfig) -> Path:
         return self.folder(config) / "settings.sha256"
 
+    def seconds_path(self, config: StudyConfig) -> Path:
+        """Its training's wall seconds on one core, as recorded when it ran."""
+        return self.folder(config) / "seconds.txt"
+
     def done(self, config: StudyConfig) -> bool:
         """Its records are cached and were made with the settings it would run with now."""
         stamp = self.fingerprint_path(config)
@@ -184,7 +188,20 @@ def run_unit(unit: Unit, config: StudyConfig) -> tuple[str, float]:
     for result in trained.results:
         result.record.save(paths[result.ddnn.w_local])
     unit.fingerprint_path(config).write_text(settings_fingerprint(unit, config), encoding="utf-8")
-    return unit.key, time.perf_counter() - started
+    spent = time.perf_counter() - started
+    unit.seconds_path(config).write_text(f"{spent:.1f}", encoding="utf-8")
+    return unit.key, spent
+
+
+def recorded_seconds(units: Sequence[Unit], config: StudyConfig) -> dict[str, float]:
+    """Each unit's training seconds as recorded when it ran (runs cached before the record
+    existed have none)."""
+    found = {}
+    for unit in units:
+        path = unit.seconds_path(config)
+        if path.exists():
+            found[unit.key] = float(path.read_text(encoding="utf-8"))
+    return found
 
 
 def run_units(units: Sequence[Unit], config: StudyConfig, jobs: int) -> dict[str, float]:

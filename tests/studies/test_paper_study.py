@@ -115,6 +115,22 @@ def test_page_only_rebuilds_the_page_from_the_summaries(
     assert "--page-only" in again.split("\n", 3)[2]
 
 
+def test_a_report_from_cached_runs_still_says_what_they_cost(
+    study: tuple[Path, dict[str, Any]],
+) -> None:
+    folder, summary = study
+    assert summary["protocol"]["units_with_recorded_seconds"] == 8
+    assert "Time: 8 runs, " in (folder / "RESULTS.md").read_text()
+    args = ["--cases", "synthetic", "--seeds", "2", "--quick", "--n-steps", "24", "--jobs", "1"]
+    args += ["--boot", "300", "--cache", str(folder / "cache"), "--out", str(folder / "again")]
+    main([*args, "--results", str(folder / "again.md")])  # every run cached: nothing trained
+    again = json.loads((folder / "again" / "synthetic" / "summary.json").read_text())["protocol"]
+    assert again["units_trained_this_invocation"] == 0
+    assert again["mean_unit_seconds"] == summary["protocol"]["mean_unit_seconds"] > 0
+    page = (folder / "again.md").read_text()
+    assert "Time: 8 runs, " in page and "this invocation trained" not in page
+
+
 def test_cached_runs_are_reused_only_with_the_same_settings(
     study: tuple[Path, dict[str, Any]],
 ) -> None:
