@@ -61,7 +61,7 @@ from measures import (  # noqa: E402
     parity,
 )
 from quantization import cloud_speed, cost_change  # noqa: E402
-from remote import AB, SETUPS, Setup, measure_setups  # noqa: E402
+from remote import AB, CHOICE_AB, SETUPS, Setup, measure_setups  # noqa: E402
 from report import report  # noqa: E402
 
 from ddnn.config import PAPER_RTT_MS  # noqa: E402
@@ -139,8 +139,8 @@ def single_and_batch(
 
 
 def chosen_setup(setup: Setup, which: str) -> bool:
-    if which == "levers":
-        return any(setup.label in pair for pair in AB)
+    if which in ("levers", "choices"):
+        return any(setup.label in pair for pair in (AB if which == "levers" else CHOICE_AB))
     return which == "all" or setup.cloud == "simulated"
 
 
@@ -188,9 +188,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="each 64-client load window")
     parser.add_argument(
         "--setups",
-        choices=("all", "simulated", "levers"),
+        choices=("all", "simulated", "levers", "choices"),
         default="all",
-        help="levers: only the A/B setups of remote.AB (in-process: precision and the other levers)",
+        help="levers: only the A/B setups of remote.AB (in-process); choices: only those of "
+        "remote.CHOICE_AB (the cloud's precision, replicas)",
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds of the remote setups"
