@@ -50,9 +50,12 @@ def check_precision(precision: CloudPrecision, device: torch.device) -> None:
 
 
 def has_bfloat16(device: torch.device) -> bool:
+    """Whether `device` does bfloat16 in hardware (on a CPU: oneDNN's own check, which a torch
+    built without oneDNN lacks)."""
     if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return torch.cuda.is_available() and bool(torch.cuda.is_bf16_supported())
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return torch.backends.mkldnn.is_available() and check is not None and bool(check())
 
 
 def cloud_for_serving(

@@ -117,3 +117,9 @@ def test_models_says_the_precision_of_the_cloud_it_runs(client_factory: ClientFa
         make_settings(role="edge", cloud_url="http://127.0.0.1:9", cloud_precision="int8")
     )
     assert edge.get("/v1/models").json()["cloud_precision"] is None
+
+
+@pytest.mark.unit
+def test_a_torch_without_onednn_has_no_cpu_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert not has_bfloat16(torch.device("cpu"))
