@@ -1,7 +1,8 @@
 """Remote decisions at 64 concurrent clients with the paper's 42.46 ms RTT, in several setups:
 the cloud in-process behind a simulated round trip (asyncio.sleep), or a cloud-role process
 behind a TCP proxy that delays each direction by half the RTT (bench/delay_proxy.py); float32,
-int8 or bfloat16 cloud; one or two torch threads for the cloud; paper-size or `make run`'s model.
+int8 or bfloat16 cloud; one or two torch threads for the cloud; one service process or two
+(replicas); paper-size or `make run`'s model.
 
 Every setup is measured in `rounds` interleaved rounds (round 1 runs each setup once, then
 round 2, ...): on a shared 2-core machine the same setup's rate moves by tens of percent from
