@@ -96,16 +96,15 @@ class Settings(BaseSettings):
     # dynamic batching: wait at most this long for others to join a cloud pass (0: a pass
     # starts as soon as the worker is free, with whatever queued while it was busy). 0 by
     # measurement, make run's model: 5 ms gave 0.86x [0.81, 0.92] the remote decisions/s in
-    # bench/levers.md (5 paired rounds), 0.96x [0.71, 1.28] in bench/results.md (3 rounds)
+    # bench/levers.md (5 paired rounds), 0.80x [0.49, 1.32] in bench/results.md (3 rounds)
     cloud_batch_wait_ms: float = Field(default=0.0, ge=0)
     cloud_max_batch: int = Field(default=256, ge=1)
 
     # --- edge ----------------------------------------------------------------------------
     # stack the edge passes of small requests that are ready in the same event-loop iteration
     # into one pass (service.coalesce): no timer, so a lone request waits for nothing. Off by
-    # measurement: it did not raise remote decisions/s (bench/results.md, 3 paired rounds:
-    # paper size 0.81x [0.54, 1.23], make run's model 1.05x [0.65, 1.68]; bench/README.md has a
-    # one-off run where it cut the paper-size rate by about a third)
+    # measurement (bench/results.md, 3 paired rounds): paper size 0.80x [0.68, 0.94] the
+    # remote decisions/s, make run's model 1.03x [0.82, 1.29]
     edge_coalesce: bool = False
 
     # --- limits and admin ----------------------------------------------------------------
