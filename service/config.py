@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ddnn.config import PAPER_RTT_MS
 from ddnn.device import DeviceChoice
 from ddnn.policies import DEFAULT_P_LOCAL, DEFAULT_POLICY, OnlinePolicyName
-from service.precision import CloudPrecision
+from service.precision import CloudPrecision, check_device_type
 
 Role = Literal["edge", "cloud", "both"]
 
@@ -144,8 +144,8 @@ class Settings(BaseSettings):
     def _check_backoff(self) -> Settings:
         if self.load_retry_max_s < self.load_retry_initial_s:
             raise ValueError("load_retry_max_s must be >= load_retry_initial_s")
-        if self.cloud_precision == "int8" and self.device == "cuda":
-            raise ValueError("cloud_precision=int8 (dynamic quantization) runs on the CPU only")
+        if self.device != "auto":
+            check_device_type(self.cloud_precision, self.device)
         return self
 
     @property

@@ -36,16 +36,23 @@ class PrecisionError(ValueError):
 
 def check_precision(precision: CloudPrecision, device: torch.device) -> None:
     """PrecisionError unless `device` can serve the cloud at `precision`."""
-    if precision == "int8" and device.type != "cpu":
-        raise PrecisionError(
-            f"DDNN_CLOUD_PRECISION=int8 is PyTorch's dynamic quantization, which runs on the CPU "
-            f"only; the models are on {device}: set DDNN_DEVICE=cpu or DDNN_CLOUD_PRECISION=float32"
-        )
+    check_device_type(precision, device.type)
     if precision == "bfloat16" and not has_bfloat16(device):
         raise PrecisionError(
             f"DDNN_CLOUD_PRECISION=bfloat16 needs hardware bfloat16 (a CPU with AVX512-BF16 or "
             f"AMX, or a CUDA device that supports it), which {device} lacks; emulated it would "
             f"be slower than float32: set DDNN_CLOUD_PRECISION=float32"
+        )
+
+
+def check_device_type(precision: CloudPrecision, device_type: str) -> None:
+    """The part of check_precision that the device's type decides alone (the settings check
+    it when DDNN_DEVICE names one): int8 runs on the CPU only."""
+    if precision == "int8" and device_type != "cpu":
+        raise PrecisionError(
+            f"DDNN_CLOUD_PRECISION=int8 is PyTorch's dynamic quantization, which runs on the CPU "
+            f"only; the models are on {device_type}: set DDNN_DEVICE=cpu or "
+            f"DDNN_CLOUD_PRECISION=float32"
         )
 
 
