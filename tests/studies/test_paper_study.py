@@ -21,12 +21,16 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def study_args(folder: Path, out: str) -> list[str]:
+    """The small study, cached in folder/cache, reported in folder/out."""
+    args = ["--cases", "synthetic", "--seeds", "2", "--quick", "--n-steps", "24", "--jobs", "1"]
+    return [*args, "--boot", "300", "--cache", str(folder / "cache"), "--out", str(folder / out)]
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     folder = tmp_path_factory.mktemp("study")
-    args = ["--cases", "synthetic", "--seeds", "2", "--quick", "--n-steps", "24", "--jobs", "1"]
-    args += ["--boot", "300", "--cache", str(folder / "cache"), "--out", str(folder / "out")]
-    main([*args, "--results", str(folder / "RESULTS.md")])
+    main([*study_args(folder, "out"), "--results", str(folder / "RESULTS.md")])
     summary = json.loads((folder / "out" / "synthetic" / "summary.json").read_text())
     return folder, summary
 
@@ -121,9 +125,8 @@ def test_a_report_from_cached_runs_still_says_what_they_cost(
     folder, summary = study
     assert summary["protocol"]["units_with_recorded_seconds"] == 8
     assert "Time: 8 runs, " in (folder / "RESULTS.md").read_text()
-    args = ["--cases", "synthetic", "--seeds", "2", "--quick", "--n-steps", "24", "--jobs", "1"]
-    args += ["--boot", "300", "--cache", str(folder / "cache"), "--out", str(folder / "again")]
-    main([*args, "--results", str(folder / "again.md")])  # every run cached: nothing trained
+    # every run cached: nothing trained
+    main([*study_args(folder, "again"), "--results", str(folder / "again.md")])
     again = json.loads((folder / "again" / "synthetic" / "summary.json").read_text())["protocol"]
     assert again["units_trained_this_invocation"] == 0
     assert again["mean_unit_seconds"] == summary["protocol"]["mean_unit_seconds"] > 0
