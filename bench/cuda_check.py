@@ -85,13 +85,18 @@ def post(client: TestClient, path: str, **body: Any) -> dict[str, Any]:
     return answer
 
 
+def cuda_settings(**extra: Any) -> Settings:
+    """The service on cuda, a 1 ms simulated round trip, waiting for the first load."""
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, device="cuda", rtt_ms=1.0, startup_load_timeout_s=60, **extra
+    )
+
+
 def run() -> None:
     pairs = {"1": loaded_pair("1"), "2": loaded_pair("2")}
     serving = {"version": "1"}
     loader: Callable[[Settings], LoadedPair] = lambda settings: pairs[serving["version"]]  # noqa: E731
-    settings = Settings(
-        _env_file=None, device="cuda", rtt_ms=1.0, admin_api_key=ADMIN, startup_load_timeout_s=60
-    )  # type: ignore[call-arg]
+    settings = cuda_settings(admin_api_key=ADMIN)
     windows = np.random.default_rng(0).uniform(0, PEAK, size=(8, K, N))
     local, remote = cpu_exits(pairs["1"], windows)
     with TestClient(create_app(settings, loader=loader, resolver=None)) as client:
@@ -174,10 +179,7 @@ def run_bfloat16() -> None:
         print("bfloat16: this GPU has none: skipped")  # noqa: T201
         return
     pair = loaded_pair("1")
-    settings = Settings(
-        _env_file=None, device="cuda", cloud_precision="bfloat16", rtt_ms=1.0,
-        startup_load_timeout_s=60,
-    )  # type: ignore[call-arg]  # fmt: skip
+    settings = cuda_settings(cloud_precision="bfloat16")
     windows = np.random.default_rng(1).uniform(0, PEAK, size=(8, K, N))
     _, remote = cpu_exits(pair, windows)
     with TestClient(create_app(settings, loader=lambda s: pair, resolver=None)) as client:
