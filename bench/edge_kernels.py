@@ -40,6 +40,8 @@ from fixtures import build_models  # noqa: E402
 from remote import paired_ratio  # noqa: E402
 from report import _cpu  # noqa: E402
 
+from ddnn.model import CloudModel  # noqa: E402
+
 BATCHES = (1, 16, 256, 1024)
 CLOUD_BATCHES = (1, 16, 64)
 SERVED = "nn.LSTM (oneDNN), served"
@@ -101,7 +103,7 @@ def _numba(lstm: nn.LSTM) -> Kernel:
     w_hh = lstm.weight_hh_l0.numpy()[:, 0].copy()  # (4,)
     bias = (lstm.bias_ih_l0 + lstm.bias_hh_l0).numpy()
 
-    @numba.njit(cache=False)  # type: ignore[untyped-decorator]
+    @numba.njit(cache=False)
     def recur(gates: np.ndarray, w: np.ndarray) -> np.ndarray:  # (B, N, 4) -> (B, N)
         z = np.empty(gates.shape[:2], np.float32)
         for b in range(gates.shape[0]):
@@ -145,10 +147,10 @@ def largest_differences(kernels: dict[str, Kernel], inputs: int) -> dict[str, fl
     return {name: float(np.abs(kernel(x) - served).max()) for name, kernel in kernels.items()}
 
 
-def cloud_kernels(cloud: nn.Module) -> dict[str, Kernel]:
+def cloud_kernels(cloud: CloudModel) -> dict[str, Kernel]:
     """The cloud's two LSTMs (256 and 128 units) with oneDNN on and off: (B, N, 1) -> the last
     step's (B, 128)."""
-    lstms = list(cloud.lstms)  # type: ignore[arg-type]
+    lstms = list(cloud.lstms)
 
     def run(x: torch.Tensor) -> np.ndarray:
         for lstm in lstms:
