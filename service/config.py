@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     def _check_backoff(self) -> Settings:
         if self.load_retry_max_s < self.load_retry_initial_s:
             raise ValueError("load_retry_max_s must be >= load_retry_initial_s")
+        return self
+
+    @model_validator(mode="after")
+    def _check_precision_on_device(self) -> Settings:
+        """What the named device decides alone; `auto` is checked once resolved, at the start
+        (service.runtime.check_settings)."""
         if self.device != "auto":
             check_device_type(self.cloud_precision, self.device)
         return self
