@@ -187,9 +187,10 @@ def run_unit(unit: Unit, config: StudyConfig) -> tuple[str, float]:
     paths = unit.record_paths(config)
     for result in trained.results:
         result.record.save(paths[result.ddnn.w_local])
-    unit.fingerprint_path(config).write_text(settings_fingerprint(unit, config), encoding="utf-8")
     spent = time.perf_counter() - started
     unit.seconds_path(config).write_text(f"{spent:.1f}", encoding="utf-8")
+    # the fingerprint last: it marks the unit done, so a done unit has everything above
+    unit.fingerprint_path(config).write_text(settings_fingerprint(unit, config), encoding="utf-8")
     return unit.key, spent
 
 
