@@ -133,8 +133,8 @@ def cloud_speed(profile: str, model: CloudModel, repeats: int = 7) -> Speed:
 
 
 def report_lines(changes: list[CostChange], speeds: list[Speed]) -> list[str]:
-    names = list(changes[0].cost_remote if changes else speeds[0].ms if speeds else ["float32"])
-    lowered = [name for name in names if name != "float32"]
+    measured = changes[0].cost_remote if changes else speeds[0].ms if speeds else {}
+    lowered = [name for name in measured if name != "float32"]
     lines = [
         "## The cloud at lower precision (DDNN_CLOUD_PRECISION) vs float32",
         "",
@@ -163,16 +163,18 @@ def report_lines(changes: list[CostChange], speeds: list[Speed]) -> list[str]:
         )
     if not speeds:
         return lines
-    names = list(speeds[0].ms)
+    precisions = list(speeds[0].ms)
     lines += [
         "",
         "Cloud compute per sample (ms, median, one torch thread, random z):",
         "",
-        "| model | " + " | ".join(f"batch {b} {n}" for b in SPEED_BATCHES for n in names) + " |",
-        "| --- | " + " | ".join("---:" for _ in SPEED_BATCHES for _ in names) + " |",
+        "| model | "
+        + " | ".join(f"batch {b} {n}" for b in SPEED_BATCHES for n in precisions)
+        + " |",
+        "| --- | " + " | ".join("---:" for _ in SPEED_BATCHES for _ in precisions) + " |",
     ]
     for s in speeds:
-        cells = " | ".join(f"{s.ms[n][b]:.3f}" for b in SPEED_BATCHES for n in names)
+        cells = " | ".join(f"{s.ms[n][b]:.3f}" for b in SPEED_BATCHES for n in precisions)
         lines.append(f"| {s.profile} | {cells} |")
     return lines
 

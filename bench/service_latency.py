@@ -14,7 +14,8 @@ What it does, all in one run:
    request against the peer; the local decision, our /healthz and the peer through httpx,
    interleaved; batch throughput (base64 and JSON lists); in-process, the ML decision per
    sample; then remote decisions at 64 concurrent clients with the paper's RTT in several
-   setups (bench/remote.py: in-process or separate cloud process, float32, int8 or bfloat16, threads);
+   setups (bench/remote.py: in-process or separate cloud process, float32, int8 or bfloat16,
+   threads, replicas);
 4. trains `make run`'s DDNN on the embedded Milano block and reports the test-cost change of
    the int8 and bfloat16 clouds versus float32, and each cloud's compute per sample
    (bench/quantization.py);
@@ -139,8 +140,9 @@ def single_and_batch(
 
 
 def chosen_setup(setup: Setup, which: str) -> bool:
-    if which in ("levers", "choices"):
-        return any(setup.label in pair for pair in (AB if which == "levers" else CHOICE_AB))
+    pairs = {"levers": AB, "choices": CHOICE_AB}.get(which)
+    if pairs is not None:
+        return any(setup.label in pair for pair in pairs)
     return which == "all" or setup.cloud == "simulated"
 
 
